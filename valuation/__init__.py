@@ -1,0 +1,1 @@
+"""Sales, price index, training, model registry, prediction, explanations, valuations, UI and API."""
