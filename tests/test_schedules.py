@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+
+from config.celery import app
+from config.schedules import SCHEDULES, Schedule, schedules_sync
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_declared_schedule_names_a_registered_task() -> None:
+    app.loader.import_default_modules()
+    for entry in SCHEDULES:
+        assert entry.task in app.tasks, entry.task
+
+
+def test_sync_installs_missing_schedules_and_keeps_staff_changes(capsys) -> None:
+    call_command("sync_schedules")
+    assert "schedules created" in capsys.readouterr().out
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) >= {s.name for s in SCHEDULES}
+
+    task = PeriodicTask.objects.get(name=SCHEDULES[0].name)
+    task.enabled = False  # a staff member pauses it in the admin
+    task.save()
+    call_command("sync_schedules")
+    assert "up to date" in capsys.readouterr().out
+    assert PeriodicTask.objects.get(name=SCHEDULES[0].name).enabled is False
+
+
+def test_crontab_schedules_are_created_in_brussels_time() -> None:
+    weekly = Schedule(name="t weekly", task="config.health", description="", crontab=("0", "3", "1", "*", "*"))
+    assert schedules_sync(schedules=[weekly]) == ["t weekly"]
+    cron = PeriodicTask.objects.get(name="t weekly").crontab
+    assert (cron.minute, cron.hour, cron.day_of_week, str(cron.timezone)) == ("0", "3", "1", "Europe/Brussels")
