@@ -47,8 +47,12 @@ def schedules_sync(*, schedules: list[Schedule] | None = None) -> list[str]:
         if entry.crontab is not None:
             minute, hour, day_of_week, day_of_month, month_of_year = entry.crontab
             cron, _ = CrontabSchedule.objects.get_or_create(
-                minute=minute, hour=hour, day_of_week=day_of_week, day_of_month=day_of_month,
-                month_of_year=month_of_year, timezone="Europe/Brussels",
+                minute=minute,
+                hour=hour,
+                day_of_week=day_of_week,
+                day_of_month=day_of_month,
+                month_of_year=month_of_year,
+                timezone="Europe/Brussels",
             )
             when = {"crontab": cron}
         elif entry.every_seconds is not None:
@@ -59,8 +63,12 @@ def schedules_sync(*, schedules: list[Schedule] | None = None) -> list[str]:
         else:
             raise ValueError(f"schedule {entry.name!r} needs a crontab or every_seconds")
         PeriodicTask.objects.create(
-            name=entry.name, task=entry.task, description=entry.description,
-            kwargs=json.dumps(entry.kwargs), queue=entry.queue, **when,
+            name=entry.name,
+            task=entry.task,
+            description=entry.description,
+            kwargs=json.dumps(entry.kwargs),
+            queue=entry.queue,
+            **when,
         )
         created.append(entry.name)
     return created

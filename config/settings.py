@@ -23,7 +23,7 @@ _secret = os.environ.get("SECRET_KEY", "")
 if not _secret:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    _secret = "insecure-debug-only-key-never-used-in-production-" + "x" * 20  # noqa: S105
+    _secret = "insecure-debug-only-key-never-used-in-production-" + "x" * 20
 SECRET_KEY = _secret
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])

@@ -61,7 +61,14 @@ class LocationLineAdmin(admin.GISModelAdmin):
 
 @admin.register(models.MunicipalityStatistic)
 class MunicipalityStatisticAdmin(admin.ModelAdmin):
-    list_display = ["municipality", "year", "population", "average_income_eur", "municipal_tax_rate_pct", "source"]
+    list_display = [
+        "municipality",
+        "year",
+        "population",
+        "average_income_eur",
+        "municipal_tax_rate_pct",
+        "source",
+    ]
     list_filter = ["year", "source"]
     raw_id_fields = ["municipality"]
 

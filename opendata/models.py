@@ -32,15 +32,24 @@ def validate_capakey(value: str) -> None:
 
 class Municipality(models.Model):
     nis_code = models.CharField(
-        max_length=5, unique=True, validators=[nis5_validator], help_text="5-digit NIS/REFNIS code, e.g. 44021."
+        max_length=5,
+        unique=True,
+        validators=[nis5_validator],
+        help_text="5-digit NIS/REFNIS code, e.g. 44021.",
     )
     name_nl = models.CharField(max_length=100, blank=True, help_text="Official name in Dutch.")
     name_fr = models.CharField(max_length=100, blank=True, help_text="Official name in French.")
-    name_de = models.CharField(max_length=100, blank=True, help_text="Official name in German, where it has one.")
+    name_de = models.CharField(
+        max_length=100, blank=True, help_text="Official name in German, where it has one."
+    )
     geometry = models.MultiPolygonField(srid=STORAGE_SRID, null=True, blank=True, help_text="Boundary.")
-    valid_from = models.DateField(help_text="First day this code and boundary are in force (2025-01-01 after the mergers).")
+    valid_from = models.DateField(
+        help_text="First day this code and boundary are in force (2025-01-01 after the mergers)."
+    )
     valid_to = models.DateField(null=True, blank=True, help_text="Last day in force; empty while current.")
-    source = models.CharField(max_length=50, help_text="Connector that loaded the row (e.g. municipalities, demo).")
+    source = models.CharField(
+        max_length=50, help_text="Connector that loaded the row (e.g. municipalities, demo)."
+    )
 
     class Meta:
         ordering = ["nis_code"]
@@ -82,7 +91,10 @@ class MunicipalityCrosswalk(models.Model):
 
 class StatisticalSector(models.Model):
     code = models.CharField(
-        max_length=9, unique=True, validators=[sector_code_validator], help_text="9-character Statbel code (44021A00-)."
+        max_length=9,
+        unique=True,
+        validators=[sector_code_validator],
+        help_text="9-character Statbel code (44021A00-).",
     )
     municipality = models.ForeignKey(
         Municipality, on_delete=models.PROTECT, related_name="sectors", help_text="Joined on cd_munty_refnis."
@@ -119,7 +131,9 @@ class Parcel(models.Model):
         max_length=2, blank=True, help_text="CadGIS Type: PR private, PP public domain; empty when unknown."
     )
     source = models.CharField(max_length=50, help_text="Connector that loaded it (cadgis, grb, demo...).")
-    source_updated = models.DateField(null=True, blank=True, help_text="Last update date given by the source.")
+    source_updated = models.DateField(
+        null=True, blank=True, help_text="Last update date given by the source."
+    )
     loaded_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -150,17 +164,27 @@ class Building(models.Model):
         default=BuildingType.UNKNOWN,
         help_text="From the walls shared with neighbouring buildings: none open, one half-open, two+ closed.",
     )
-    height_m = models.FloatField(null=True, blank=True, help_text="Height above ground in metres (DSM - DTM).")
-    storeys = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Number of storeys above ground.")
+    height_m = models.FloatField(
+        null=True, blank=True, help_text="Height above ground in metres (DSM - DTM)."
+    )
+    storeys = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Number of storeys above ground."
+    )
     parcel = models.ForeignKey(
-        Parcel, on_delete=models.SET_NULL, null=True, blank=True, related_name="buildings",
+        Parcel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="buildings",
         help_text="Parcel holding most of the footprint.",
     )
     source = models.CharField(max_length=50)
     source_id = models.CharField(max_length=64, help_text="Identifier in the source (e.g. GRB OIDN).")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["source", "source_id"], name="building_source_id_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_id"], name="building_source_id_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.source}:{self.source_id}"
@@ -172,18 +196,26 @@ class Address(models.Model):
     street_de = models.CharField(max_length=150, blank=True)
     house_number = models.CharField(max_length=20, help_text="As written, e.g. 10, 10A, 12-14.")
     box = models.CharField(max_length=20, blank=True, help_text="Box (bus / boîte), empty if none.")
-    postcode = models.CharField(max_length=4, validators=[RegexValidator(r"^\d{4}$", "A postcode has 4 digits.")])
+    postcode = models.CharField(
+        max_length=4, validators=[RegexValidator(r"^\d{4}$", "A postcode has 4 digits.")]
+    )
     municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="addresses")
     point = models.PointField(srid=STORAGE_SRID)
     parcel = models.ForeignKey(
-        Parcel, on_delete=models.SET_NULL, null=True, blank=True, related_name="addresses",
+        Parcel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="addresses",
         help_text="Parcel the address point lies on.",
     )
     source = models.CharField(max_length=50)
     source_id = models.CharField(max_length=64, help_text="Identifier in the source (BeSt address_id).")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["source", "source_id"], name="address_source_id_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_id"], name="address_source_id_unique")
+        ]
         indexes = [models.Index(fields=["postcode", "house_number"])]
         verbose_name_plural = "addresses"
 
@@ -194,7 +226,9 @@ class Address(models.Model):
         return getattr(self, f"street_{language}", "") or self.street_nl or self.street_fr or self.street_de
 
     def label(self, language: str = "nl") -> str:
-        box = f" bus {self.box}" if self.box and language == "nl" else (f" bte {self.box}" if self.box else "")
+        box = (
+            f" bus {self.box}" if self.box and language == "nl" else (f" bte {self.box}" if self.box else "")
+        )
         town = self.municipality.name(language) if self.municipality_id else ""
         return f"{self.street(language)} {self.house_number}{box}, {self.postcode} {town}".strip()
 
@@ -220,11 +254,15 @@ class LocationPoint(models.Model):
     point = models.PointField(srid=STORAGE_SRID)
     source = models.CharField(max_length=50)
     source_id = models.CharField(max_length=64, help_text="e.g. OSM node id or NMBS station id.")
-    attributes = models.JSONField(default=dict, blank=True, help_text="Extra facts (population, names in other languages).")
+    attributes = models.JSONField(
+        default=dict, blank=True, help_text="Extra facts (population, names in other languages)."
+    )
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "kind", "source_id"], name="location_point_source_id_unique")
+            models.UniqueConstraint(
+                fields=["source", "kind", "source_id"], name="location_point_source_id_unique"
+            )
         ]
         indexes = [models.Index(fields=["kind"])]
 
@@ -241,7 +279,9 @@ class LocationLine(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "kind", "source_id"], name="location_line_source_id_unique")
+            models.UniqueConstraint(
+                fields=["source", "kind", "source_id"], name="location_line_source_id_unique"
+            )
         ]
         indexes = [models.Index(fields=["kind"])]
 
@@ -253,14 +293,20 @@ class _Statistic(models.Model):
     year = models.PositiveSmallIntegerField(help_text="Reference year of the figures.")
     population = models.PositiveIntegerField(null=True, blank=True, help_text="Residents on 1 January.")
     area_km2 = models.FloatField(null=True, blank=True)
-    tax_returns = models.PositiveIntegerField(null=True, blank=True, help_text="Number of tax returns (MS_NBR_NON_ZERO_INC).")
+    tax_returns = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Number of tax returns (MS_NBR_NON_ZERO_INC)."
+    )
     total_net_taxable_income_eur = models.FloatField(null=True, blank=True)
     average_income_eur = models.FloatField(
         null=True, blank=True, help_text="Average net taxable income per return; unknown when suppressed."
     )
-    median_income_eur = models.FloatField(null=True, blank=True, help_text="Median net taxable income per return.")
+    median_income_eur = models.FloatField(
+        null=True, blank=True, help_text="Median net taxable income per return."
+    )
     source = models.CharField(max_length=50)
-    vintage = models.CharField(max_length=40, help_text="Edition of the source file, e.g. 2024 or 2025-01-01.")
+    vintage = models.CharField(
+        max_length=40, help_text="Edition of the source file, e.g. 2024 or 2025-01-01."
+    )
 
     class Meta:
         abstract = True
@@ -269,7 +315,9 @@ class _Statistic(models.Model):
 class MunicipalityStatistic(_Statistic):
     municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="statistics")
     municipal_tax_rate_pct = models.FloatField(
-        null=True, blank=True, help_text="Municipal surcharge on income tax, % (MS_TOT_MUNICIP_TAXES / MS_TOT_TAXES)."
+        null=True,
+        blank=True,
+        help_text="Municipal surcharge on income tax, % (MS_TOT_MUNICIP_TAXES / MS_TOT_TAXES).",
     )
     prosperity_index = models.FloatField(
         null=True, blank=True, help_text="Average income per resident relative to Belgium (100 = national)."
@@ -277,19 +325,25 @@ class MunicipalityStatistic(_Statistic):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["municipality", "year"], name="municipality_statistic_year_unique")
+            models.UniqueConstraint(
+                fields=["municipality", "year"], name="municipality_statistic_year_unique"
+            )
         ]
 
 
 class SectorStatistic(_Statistic):
     sector = models.ForeignKey(StatisticalSector, on_delete=models.CASCADE, related_name="statistics")
-    income_p10_eur = models.FloatField(null=True, blank=True, help_text="10th percentile of net taxable income.")
+    income_p10_eur = models.FloatField(
+        null=True, blank=True, help_text="10th percentile of net taxable income."
+    )
     income_p25_eur = models.FloatField(null=True, blank=True)
     income_p75_eur = models.FloatField(null=True, blank=True)
     income_p90_eur = models.FloatField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["sector", "year"], name="sector_statistic_year_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["sector", "year"], name="sector_statistic_year_unique")
+        ]
 
 
 class RunStatus(models.TextChoices):
@@ -307,7 +361,9 @@ class SourceRefreshRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
     location = models.CharField(max_length=500, blank=True, help_text="URL or file path read.")
-    vintage = models.CharField(max_length=40, blank=True, help_text="Edition of the data as the source states it.")
+    vintage = models.CharField(
+        max_length=40, blank=True, help_text="Edition of the data as the source states it."
+    )
     rows_read = models.PositiveIntegerField(default=0)
     rows_loaded = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
@@ -316,7 +372,9 @@ class SourceRefreshRun(models.Model):
     )
     checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the input read.")
     progress_done = models.PositiveIntegerField(default=0, help_text="Units of work done so far.")
-    progress_total = models.PositiveIntegerField(null=True, blank=True, help_text="Units of work in all, if known.")
+    progress_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Units of work in all, if known."
+    )
     error = models.TextField(blank=True, help_text="Why the run failed, for a person.")
 
     class Meta:

@@ -105,7 +105,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 u = urlsplit(sys.argv[1])
 with psycopg.connect(urlunsplit(u._replace(path="/postgres")), connect_timeout=5, autocommit=True) as c:
-    row = c.execute(sys.argv[2]).fetchone()
+    cur = c.execute(sys.argv[2])
+    row = cur.fetchone() if cur.description else None
     print("" if row is None else row[0])
 EOF
 }

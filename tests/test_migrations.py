@@ -36,18 +36,23 @@ def test_every_geometry_is_stored_in_lambert_72_with_a_gist_index() -> None:
         )
         columns = cursor.fetchall()
         cursor.execute(
-            "select tablename, indexdef from pg_indexes where schemaname = 'public' and indexdef ilike '%gist%'"
+            "select tablename, indexdef from pg_indexes "
+            "where schemaname = 'public' and indexdef ilike '%gist%'"
         )
         gist = cursor.fetchall()
     tables = {table for table, _, _ in columns}
     assert {"opendata_parcel", "opendata_building", "opendata_address", "valuation_sale"} <= tables
     assert {srid for _, _, srid in columns} == {31370}
     for table, column, _ in columns:
-        assert any(t == table and column in indexdef for t, indexdef in gist), f"{table}.{column} has no GiST index"
+        assert any(t == table and column in indexdef for t, indexdef in gist), (
+            f"{table}.{column} has no GiST index"
+        )
 
 
 def test_a_wgs84_point_is_stored_in_metres() -> None:
-    municipality = Municipality.objects.create(nis_code="44021", name_nl="Gent", valid_from="2025-01-01", source="t")
+    municipality = Municipality.objects.create(
+        nis_code="44021", name_nl="Gent", valid_from="2025-01-01", source="t"
+    )
     square = Polygon.from_bbox((104000, 194000, 104020, 194030))
     parcel = Parcel.objects.create(
         capakey="44021A0001/00_000",
@@ -58,8 +63,12 @@ def test_a_wgs84_point_is_stored_in_metres() -> None:
     )
     # Sint-Baafskathedraal, Gent, in WGS84; Lambert 72 roughly (105 000, 193 900).
     sale = Sale.objects.create(
-        source="test", external_id="1", sale_date="2024-05-01", price_eur=350000,
-        point=Point(3.7266, 51.0530, srid=4326), parcel=parcel,
+        source="test",
+        external_id="1",
+        sale_date="2024-05-01",
+        price_eur=350000,
+        point=Point(3.7266, 51.0530, srid=4326),
+        parcel=parcel,
     )
     sale.refresh_from_db()
     assert sale.point.srid == 31370

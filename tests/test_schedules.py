@@ -30,7 +30,14 @@ def test_sync_installs_missing_schedules_and_keeps_staff_changes(capsys) -> None
 
 
 def test_crontab_schedules_are_created_in_brussels_time() -> None:
-    weekly = Schedule(name="t weekly", task="config.health", description="", crontab=("0", "3", "1", "*", "*"))
+    weekly = Schedule(
+        name="t weekly", task="config.health", description="", crontab=("0", "3", "1", "*", "*")
+    )
     assert schedules_sync(schedules=[weekly]) == ["t weekly"]
     cron = PeriodicTask.objects.get(name="t weekly").crontab
-    assert (cron.minute, cron.hour, cron.day_of_week, str(cron.timezone)) == ("0", "3", "1", "Europe/Brussels")
+    assert (cron.minute, cron.hour, cron.day_of_week, str(cron.timezone)) == (
+        "0",
+        "3",
+        "1",
+        "Europe/Brussels",
+    )

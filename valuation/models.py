@@ -21,7 +21,10 @@ class Sale(models.Model):
     external_id = models.CharField(max_length=64, help_text="The sale's id at the source; unique per source.")
     sale_date = models.DateField(help_text="Date of the deed.")
     price_eur = models.DecimalField(
-        max_digits=12, decimal_places=2, validators=[MinValueValidator(1)], help_text="Price in the deed, EUR."
+        max_digits=12,
+        decimal_places=2,
+        validators=[MinValueValidator(1)],
+        help_text="Price in the deed, EUR.",
     )
     property_type = models.CharField(max_length=10, choices=PropertyType.choices, default=PropertyType.HOUSE)
     living_area_m2 = models.FloatField(null=True, blank=True, validators=[MinValueValidator(1)])
@@ -32,14 +35,23 @@ class Sale(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1000), MaxValueValidator(2100)]
     )
     epc_kwh_m2 = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0)], help_text="EPC primary energy, kWh/m² a year."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="EPC primary energy, kWh/m² a year.",
     )
     point = models.PointField(srid=STORAGE_SRID, help_text="Location of the property.")
     parcel = models.ForeignKey(
-        Parcel, on_delete=models.SET_NULL, null=True, blank=True, related_name="sales",
+        Parcel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sales",
         help_text="Parcel containing the point, where parcels are loaded.",
     )
-    address = models.CharField(max_length=300, blank=True, help_text="Address as delivered; empty when unknown.")
+    address = models.CharField(
+        max_length=300, blank=True, help_text="Address as delivered; empty when unknown."
+    )
     imported_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -17,4 +17,8 @@ def data_counts() -> list[tuple[str, int]]:
 
 
 def demo_run_latest() -> SourceRefreshRun | None:
-    return SourceRefreshRun.objects.filter(source="demo", status=RunStatus.SUCCEEDED).order_by("-started_at").first()
+    return (
+        SourceRefreshRun.objects.filter(source="demo", status=RunStatus.SUCCEEDED)
+        .order_by("-started_at")
+        .first()
+    )

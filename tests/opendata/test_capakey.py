@@ -28,7 +28,12 @@ def test_accepts_the_spellings_people_type(typed: str, canonical: str) -> None:
 def test_parts_are_named() -> None:
     key = parse_capakey("44024A0034/00B002")
     assert (key.division, key.section, key.radical, key.bis, key.exponent_letter, key.exponent_number) == (
-        "44024", "A", "0034", "00", "B", "002",
+        "44024",
+        "A",
+        "0034",
+        "00",
+        "B",
+        "002",
     )
 
 

@@ -18,7 +18,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         password = os.environ.get("DEMO_PASSWORD", DEMO_PASSWORD)
         user_model = get_user_model()
-        user, _ = user_model.objects.get_or_create(username=DEMO_USERNAME, defaults={"email": "demo@example.org"})
+        user, _ = user_model.objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"email": "demo@example.org"}
+        )
         user.is_staff = True
         user.is_superuser = True
         user.set_password(password)
