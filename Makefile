@@ -27,4 +27,4 @@ format: setup
 	.venv/bin/ruff format .
 
 bench: setup
-	@. var/services.env && DEBUG=1 .venv/bin/python -m benchmarks
+	@. var/services.env && DEBUG=1 .venv/bin/python -m benchmarks $(BENCH)
