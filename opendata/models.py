@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib.gis.db import models
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
+from django.db.models.functions import Now
 
 from opendata.capakey import InvalidCapaKey, normalise_capakey
 
@@ -134,7 +135,7 @@ class Parcel(models.Model):
     source_updated = models.DateField(
         null=True, blank=True, help_text="Last update date given by the source."
     )
-    loaded_at = models.DateTimeField(auto_now=True)
+    loaded_at = models.DateTimeField(auto_now=True, db_default=Now(), help_text="When the row was last written.")
 
     class Meta:
         indexes = [models.Index(fields=["source"])]
@@ -375,6 +376,7 @@ class SourceRefreshRun(models.Model):
     progress_total = models.PositiveIntegerField(
         null=True, blank=True, help_text="Units of work in all, if known."
     )
+    counts = models.JSONField(default=dict, blank=True, help_text="Rows loaded per table, e.g. {'parcels': 3961}.")
     error = models.TextField(blank=True, help_text="Why the run failed, for a person.")
 
     class Meta:
