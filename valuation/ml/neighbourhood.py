@@ -1,0 +1,352 @@
+"""Neighbourhood features from earlier sales only: the one definition used for training and serving.
+
+For a target (x, y in metres, a date and optionally a property type) and each radius (500 m and 1 km by
+default), the features are the number of sales within the radius dated *strictly before* the target date
+(minus an optional publication lag) and the median of their indexed price per m2. A sale on the target's
+own date or later never counts, so a training row never sees itself or the future.
+
+Both entry points end in the same function, :func:`_features_from_pairs`, which applies the date filter,
+the exact distance test and the median to candidate (target, sale) pairs:
+
+- :func:`neighbourhood_features` (many targets, training and backtests) finds the candidate pairs with
+  a k-d tree, in chunks of bounded memory;
+- :func:`neighbourhood_features_one` (one target, the serving path, given the candidate sales fetched
+  around the address) takes every candidate sale as a pair.
+
+Because the distance (``dx*dx + dy*dy <= r*r``, in float64, same operand order) and the median are
+computed by the same code, the two give bit-identical results.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from valuation.ml._dates import as_day_numbers
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DEFAULT_RADII: tuple[float, ...] = (500.0, 1000.0)
+#: Upper bound on candidate pairs held in memory at once by the batch path (about 40 bytes each).
+DEFAULT_MAX_PAIRS = 4_000_000
+
+
+def feature_names(radii: Sequence[float] = DEFAULT_RADII) -> list[str]:
+    """Column names, e.g. ``nbh_ppm2_median_500m`` and ``nbh_count_500m`` for each radius."""
+    names = []
+    for r in radii:
+        names += [f"nbh_ppm2_median_{r:g}m", f"nbh_count_{r:g}m"]
+    return names
+
+
+@dataclass(frozen=True)
+class SaleArrays:
+    """The sales that may serve as neighbours, as flat arrays. Build it with :meth:`build`.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray of float
+        Coordinates in metres (a projected CRS: EPSG:31370 in Belgium).
+    day : numpy.ndarray of int
+        Sale dates as days since 1970-01-01.
+    price_m2 : numpy.ndarray of float
+        Indexed price per m2; sales with NaN here are ignored.
+    property_type : numpy.ndarray, optional
+        Property type of each sale, needed for same-type features.
+    by_value : numpy.ndarray of int
+        Sale positions sorted by ``price_m2`` (NaN last); ``rank`` is its inverse. Sorting pairs by
+        ``(target, rank)`` as one integer key is what makes the medians fast.
+    """
+
+    x: FloatArray
+    y: FloatArray
+    day: IntArray
+    price_m2: FloatArray
+    property_type: npt.NDArray[Any] | None
+    by_value: IntArray
+    rank: IntArray
+
+    @classmethod
+    def build(
+        cls,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        date: Any,
+        price_m2: npt.ArrayLike,
+        property_type: npt.ArrayLike | None = None,
+    ) -> SaleArrays:
+        """Validate and convert the arrays.
+
+        Parameters
+        ----------
+        x, y : array-like of float
+            Coordinates in metres.
+        date : array-like of dates
+            Sale dates (anything :func:`numpy.asarray` turns into ``datetime64``).
+        price_m2 : array-like of float
+            Indexed price per m2 (NaN: the sale is ignored).
+        property_type : array-like, optional
+            Property type of each sale.
+        """
+        xs, ys = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+        day = as_day_numbers(date)
+        value = np.asarray(price_m2, dtype=np.float64).ravel()
+        kinds = None if property_type is None else np.asarray(property_type).ravel()
+        lengths = {xs.size, ys.size, day.size, value.size} | ({kinds.size} if kinds is not None else set())
+        if len(lengths) != 1:
+            raise ValueError("x, y, date, price_m2 (and property_type) must have the same length")
+        if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+            raise ValueError("sale coordinates must be finite")
+        by_value = np.argsort(value, kind="stable").astype(np.int64)
+        rank = np.empty_like(by_value)
+        rank[by_value] = np.arange(by_value.size, dtype=np.int64)
+        return cls(xs, ys, day, value, kinds, by_value, rank)
+
+    def __len__(self) -> int:
+        return int(self.x.size)
+
+
+def _sorted_group_median(group: IntArray, value: FloatArray, n_groups: int) -> tuple[IntArray, FloatArray]:
+    """Count and median per group id, for pairs already sorted by (group, value)."""
+    count = np.bincount(group, minlength=n_groups).astype(np.int64)
+    median = np.full(n_groups, np.nan)
+    has = count > 0
+    if group.size:
+        start = np.concatenate(([0], np.cumsum(count)[:-1]))[has]
+        lower = value[start + (count[has] - 1) // 2]
+        upper = value[start + count[has] // 2]
+        median[has] = (lower + upper) / 2.0
+    return count, median
+
+
+def _features_from_pairs(
+    target_idx: IntArray,
+    sale_idx: IntArray,
+    tx: FloatArray,
+    ty: FloatArray,
+    tday: IntArray,
+    sales: SaleArrays,
+    radii: Sequence[float],
+    lag_days: int,
+    max_age_days: int | None,
+    min_count: int,
+) -> dict[str, npt.NDArray[Any]]:
+    """The single definition of the features, from candidate (target, sale) pairs in any order.
+
+    Keeps the pairs whose sale has a price per m2 and is dated before ``target day - lag_days`` (and
+    not more than ``max_age_days`` before it), sorts them by target then price per m2, and for each
+    radius keeps those with ``dx*dx + dy*dy <= r*r`` and returns the count and the median per target.
+    Medians of fewer than ``min_count`` sales are NaN.
+    """
+    n_targets = tx.size
+    sale_day = sales.day[sale_idx]
+    target_day = tday[target_idx]
+    keep = (sale_day < target_day - lag_days) & np.isfinite(sales.price_m2[sale_idx])
+    if max_age_days is not None:
+        keep &= sale_day >= target_day - max_age_days
+    n_sales = len(sales)
+    key = np.sort(target_idx[keep] * n_sales + sales.rank[sale_idx[keep]])
+    target_idx = key // n_sales
+    sale_idx = sales.by_value[key % n_sales]
+    dx = sales.x[sale_idx] - tx[target_idx]
+    dy = sales.y[sale_idx] - ty[target_idx]
+    d2 = dx * dx + dy * dy
+    values = sales.price_m2[sale_idx]
+    out: dict[str, npt.NDArray[Any]] = {}
+    for r in radii:
+        inside = d2 <= r * r
+        count, median = _sorted_group_median(target_idx[inside], values[inside], n_targets)
+        median[count < min_count] = np.nan
+        median_name, count_name = feature_names([r])
+        out[median_name] = median
+        out[count_name] = count
+    return out
+
+
+def _validate_targets(
+    x: npt.ArrayLike, y: npt.ArrayLike, date: Any
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    tx, ty = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    tday = as_day_numbers(date)
+    if tday.size == 1 and tx.size > 1:
+        tday = np.repeat(tday, tx.size)
+    if not tx.size == ty.size == tday.size:
+        raise ValueError("target x, y and date must have the same length")
+    return tx, ty, tday
+
+
+def neighbourhood_features(
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    date: Any,
+    sales: SaleArrays,
+    *,
+    property_type: npt.ArrayLike | None = None,
+    radii: Sequence[float] = DEFAULT_RADII,
+    lag_days: int = 0,
+    max_age_days: int | None = None,
+    min_count: int = 1,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+    workers: int = 1,
+) -> pd.DataFrame:
+    """Neighbourhood features of many targets, from the earlier sales among ``sales``.
+
+    Parameters
+    ----------
+    x, y : array-like of float
+        Target coordinates in metres. Targets with NaN coordinates get NaN medians and zero counts.
+    date : array-like of dates, or one date
+        Valuation (or sale) date of each target; only sales dated strictly before it count.
+    sales : SaleArrays
+        Candidate neighbour sales with their indexed price per m2.
+    property_type : array-like, optional
+        Type of each target; when given, only sales of the same type count.
+    radii : sequence of float, default (500, 1000)
+        Radii in metres.
+    lag_days : int, default 0
+        Only sales dated before ``date - lag_days`` count (a publication lag, for honest backtests).
+    max_age_days : int, optional
+        Ignore sales older than this many days before the target.
+    min_count : int, default 1
+        Medians over fewer sales are NaN (the count is still given).
+    max_pairs : int
+        Memory bound: candidate pairs per chunk (each chunk holds about 60 bytes a pair at its peak).
+    workers : int, default 1
+        Threads: chunks are processed in parallel (memory grows with it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target, columns :func:`feature_names` (``radii``), in the order of the targets.
+    """
+    tx, ty, tday = _validate_targets(x, y, date)
+    n_targets = tx.size
+    columns = feature_names(radii)
+    result = {
+        name: (np.zeros(n_targets, dtype=np.int64) if "count" in name else np.full(n_targets, np.nan))
+        for name in columns
+    }
+    valid_target = np.isfinite(tx) & np.isfinite(ty)
+    if property_type is None:
+        groups: list[tuple[IntArray, IntArray]] = [
+            (np.flatnonzero(valid_target), np.arange(len(sales), dtype=np.int64))
+        ]
+    else:
+        if sales.property_type is None:
+            raise ValueError("same-type features need the sales' property_type")
+        kinds = np.asarray(property_type).ravel()
+        if kinds.size != n_targets:
+            raise ValueError("property_type must have one value per target")
+        groups = [
+            (np.flatnonzero(valid_target & (kinds == kind)), np.flatnonzero(sales.property_type == kind))
+            for kind in pd.unique(kinds[valid_target])
+        ]
+    max_radius = float(max(radii))
+    # A hair of slack on the tree's radius, so that the exact test in _features_from_pairs, not the
+    # tree's own arithmetic, decides the boundary.
+    query_radius = max_radius * (1 + 1e-9) + 1e-6
+    jobs = []
+    for targets, candidates in groups:
+        if targets.size == 0 or candidates.size == 0:
+            continue
+        tree = cKDTree(np.column_stack([sales.x[candidates], sales.y[candidates]]))
+        points = np.column_stack([tx[targets], ty[targets]])
+        # Spatially coherent chunks (2 km strips, then y) keep each chunk's tree query local.
+        order = np.lexsort((points[:, 1], np.floor(points[:, 0] / 2000.0)))
+        lengths = tree.query_ball_point(points[order], query_radius, return_length=True, workers=workers)
+        bounds = _chunk_bounds(np.asarray(lengths, dtype=np.int64), max_pairs)
+        jobs += [(tree, candidates, targets[order[lo:hi]]) for lo, hi in itertools.pairwise(bounds)]
+
+    def run(job: tuple[cKDTree, IntArray, IntArray]) -> tuple[IntArray, dict[str, npt.NDArray[Any]]]:
+        tree, candidates, chunk = job
+        pairs = cKDTree(np.column_stack([tx[chunk], ty[chunk]])).sparse_distance_matrix(
+            tree, query_radius, output_type="ndarray"
+        )
+        stats = _features_from_pairs(
+            pairs["i"].astype(np.int64),
+            candidates[pairs["j"]],
+            tx[chunk],
+            ty[chunk],
+            tday[chunk],
+            sales,
+            radii,
+            lag_days,
+            max_age_days,
+            min_count,
+        )
+        return chunk, stats
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        for chunk, stats in pool.map(run, jobs):
+            for name in columns:
+                result[name][chunk] = stats[name]
+    return pd.DataFrame(result, columns=columns)
+
+
+def _chunk_bounds(lengths: IntArray, max_pairs: int) -> list[int]:
+    """Split consecutive targets into chunks of at most ``max_pairs`` pairs (at least one target each)."""
+    bounds = [0]
+    running = 0
+    for i, length in enumerate(lengths.tolist()):
+        if running and running + length > max_pairs:
+            bounds.append(i)
+            running = 0
+        running += length
+    bounds.append(lengths.size)
+    return bounds
+
+
+def neighbourhood_features_one(
+    x: float,
+    y: float,
+    date: Any,
+    sales: SaleArrays,
+    *,
+    property_type: Any = None,
+    radii: Sequence[float] = DEFAULT_RADII,
+    lag_days: int = 0,
+    max_age_days: int | None = None,
+    min_count: int = 1,
+) -> dict[str, float | int]:
+    """Neighbourhood features of one target, from candidate sales (the serving path).
+
+    Same parameters and results as :func:`neighbourhood_features`, for a single target; ``sales`` are
+    the candidates fetched around it (any superset of the sales within the largest radius).
+
+    Returns
+    -------
+    dict
+        Feature name to value (float medians, int counts).
+    """
+    tx, ty, tday = _validate_targets([x], [y], [date])
+    columns = feature_names(radii)
+    if not (np.isfinite(tx[0]) and np.isfinite(ty[0])):
+        return {name: (0 if "count" in name else float("nan")) for name in columns}
+    if property_type is None:
+        sale_idx = np.arange(len(sales), dtype=np.int64)
+    else:
+        if sales.property_type is None:
+            raise ValueError("same-type features need the sales' property_type")
+        sale_idx = np.flatnonzero(sales.property_type == property_type)
+    stats = _features_from_pairs(
+        np.zeros(sale_idx.size, dtype=np.int64),
+        sale_idx,
+        tx,
+        ty,
+        tday,
+        sales,
+        radii,
+        lag_days,
+        max_age_days,
+        min_count,
+    )
+    return {name: (int(stats[name][0]) if "count" in name else float(stats[name][0])) for name in columns}
