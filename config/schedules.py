@@ -32,6 +32,14 @@ SCHEDULES: list[Schedule] = [
         every_seconds=300,
         kwargs={"payload": "beat"},
     ),
+    Schedule(
+        name="Retrain the price model",
+        task="valuation.train_model",
+        description="Weekly retraining on the latest sales; the gate promotes the new model only when its "
+        "MdAPE on the most recent sales is not worse than the active model's.",
+        crontab=("30", "2", "0", "*", "*"),  # Sundays 02:30, Brussels time
+        queue="training",
+    ),
 ]
 
 

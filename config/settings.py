@@ -125,6 +125,9 @@ STORAGES = {
 # uploaded source files live. Both survive restarts; in compose they are volumes.
 MODEL_DIR = Path(env_str("MODEL_DIR", str(BASE_DIR / "var" / "models")))
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var" / "data")))
+# A retrained model becomes active only when its MdAPE on the most recent sales is at most the active
+# model's times (1 + this tolerance); 0.0 means "not worse".
+MODEL_GATE_TOLERANCE = float(env_str("MODEL_GATE_TOLERANCE", "0.0"))
 
 # Redis carries Celery's broker and results. Caching stays in process memory so that valuations keep
 # working while Redis is down.

@@ -135,7 +135,9 @@ class Parcel(models.Model):
     source_updated = models.DateField(
         null=True, blank=True, help_text="Last update date given by the source."
     )
-    loaded_at = models.DateTimeField(auto_now=True, db_default=Now(), help_text="When the row was last written.")
+    loaded_at = models.DateTimeField(
+        auto_now=True, db_default=Now(), help_text="When the row was last written."
+    )
 
     class Meta:
         indexes = [models.Index(fields=["source"])]
@@ -376,7 +378,9 @@ class SourceRefreshRun(models.Model):
     progress_total = models.PositiveIntegerField(
         null=True, blank=True, help_text="Units of work in all, if known."
     )
-    counts = models.JSONField(default=dict, blank=True, help_text="Rows loaded per table, e.g. {'parcels': 3961}.")
+    counts = models.JSONField(
+        default=dict, blank=True, help_text="Rows loaded per table, e.g. {'parcels': 3961}."
+    )
     error = models.TextField(blank=True, help_text="Why the run failed, for a person.")
 
     class Meta:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.gis.db import models
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models.functions import Now
 
 from opendata.models import STORAGE_SRID, Parcel
 
@@ -52,7 +53,9 @@ class Sale(models.Model):
     address = models.CharField(
         max_length=300, blank=True, help_text="Address as delivered; empty when unknown."
     )
-    imported_at = models.DateTimeField(auto_now=True)
+    imported_at = models.DateTimeField(
+        auto_now=True, db_default=Now(), help_text="When the row was last written."
+    )
 
     class Meta:
         constraints = [
@@ -63,3 +66,127 @@ class Sale(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}:{self.external_id} {self.sale_date} EUR {self.price_eur}"
+
+
+class PriceIndexVersion(models.Model):
+    """A price index built from the sales themselves, stored whole so that any valuation can cite it."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    method = models.CharField(
+        max_length=200, help_text="How it was built, e.g. monthly hedonic time effects."
+    )
+    frequency = models.CharField(max_length=1, help_text="M monthly or Q quarterly.")
+    vintage = models.DateField(help_text="Last period with sales in it; beyond it the index is held flat.")
+    sales_count = models.PositiveIntegerField(help_text="Sales used to build it.")
+    sales_checksum = models.CharField(max_length=64, help_text="SHA-256 of the sales snapshot used.")
+    payload = models.JSONField(help_text="The index itself (PriceIndex.to_dict()).")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"price index #{self.pk} ({self.frequency}, to {self.vintage:%Y-%m})"
+
+    @property
+    def label(self) -> str:
+        return f"PI-{self.pk} {self.vintage:%Y-%m}"
+
+
+class ModelStatus(models.TextChoices):
+    TRAINING = "training", "training"
+    CANDIDATE = "candidate", "candidate (trained, not yet judged)"
+    ACTIVE = "active", "active"
+    REJECTED = "rejected", "rejected by the gate"
+    RETIRED = "retired", "retired (was active)"
+    FAILED = "failed", "training failed"
+
+
+class ModelVersion(models.Model):
+    """A trained price model with its provenance; exactly one is active at a time."""
+
+    version = models.CharField(max_length=40, unique=True, help_text="e.g. 2026.11.27-1")
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=ModelStatus.choices, default=ModelStatus.TRAINING)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    artifact_path = models.CharField(
+        max_length=500, blank=True, help_text="LightGBM text file under MODEL_DIR."
+    )
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    features = models.JSONField(default=list, help_text="Feature names in model order (from the registry).")
+    params = models.JSONField(default=dict, help_text="LightGBM and interval parameters.")
+    price_index = models.ForeignKey(
+        PriceIndexVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="model_versions"
+    )
+    train_from = models.DateField(null=True, blank=True, help_text="First sale date in the training data.")
+    train_to = models.DateField(null=True, blank=True, help_text="Last sale date in the training data.")
+    train_count = models.PositiveIntegerField(default=0)
+    train_checksum = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the training snapshot."
+    )
+    code_version = models.CharField(
+        max_length=64, blank=True, help_text="git commit of the code that trained it."
+    )
+    library_versions = models.JSONField(default=dict, blank=True)
+    interval_coverage = models.FloatField(default=0.8, help_text="Stated coverage of the price range.")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Backtest figures on the most recent sales."
+    )
+    gate = models.JSONField(
+        default=dict, blank=True, help_text="What the promotion gate compared and decided."
+    )
+    reason = models.TextField(blank=True, help_text="Why it was rejected or failed, for a person.")
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
+    progress_stage = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.status})"
+
+
+class Channel(models.TextChoices):
+    WEB = "web", "web app"
+    API = "api", "API"
+    BATCH = "batch", "API batch"
+    CLI = "cli", "command line"
+
+
+class Valuation(models.Model):
+    """One valuation with its inputs and outputs, kept so that it can be shown again exactly as it was."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEB)
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="valuations"
+    )
+    query = models.CharField(
+        max_length=300, blank=True, help_text="What was asked: address, CaPaKey or coordinates."
+    )
+    inputs = models.JSONField(default=dict, help_text="The request as given, facts from the notary included.")
+    valuation_date = models.DateField()
+    parcel = models.ForeignKey(
+        Parcel, on_delete=models.SET_NULL, null=True, blank=True, related_name="valuations"
+    )
+    point = models.PointField(srid=STORAGE_SRID)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="valuations")
+    price_eur = models.PositiveIntegerField(help_text="Indicative price, rounded to EUR 1,000.")
+    low_eur = models.PositiveIntegerField(help_text="Lower end of the price range.")
+    high_eur = models.PositiveIntegerField(help_text="Upper end of the price range.")
+    coverage = models.FloatField(help_text="Stated coverage of the range, e.g. 0.8.")
+    result = models.JSONField(
+        help_text="Everything shown: features, contributions, distribution, comparables, vintages."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at"])]
+
+    def __str__(self) -> str:
+        return f"valuation #{self.pk}: EUR {self.price_eur:,} ({self.valuation_date})"
