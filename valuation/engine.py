@@ -19,6 +19,8 @@ from django.contrib.gis.geos import Point
 from django.db import connection
 
 from features import registry
+from features.registry import COMPARABLES_K
+from opendata.models import Municipality
 from valuation import market
 from valuation.locate import Subject
 from valuation.ml.bundle import TIME_TERM, Bundle
@@ -63,12 +65,14 @@ _loaded: tuple[int, ModelVersion, Bundle] | None = None
 
 
 def active_model() -> tuple[ModelVersion, Bundle]:
+    """The active version and its loaded bundle; one cheap query tells whether it is still active."""
     global _loaded
-    version = ModelVersion.objects.filter(status=ModelStatus.ACTIVE).select_related("price_index").first()
-    if version is None:
+    active_pk = ModelVersion.objects.filter(status=ModelStatus.ACTIVE).values_list("pk", flat=True).first()
+    if active_pk is None:
         raise NoActiveModel("No model is active yet: train one with `python manage.py train_model`.")
     with _lock:
-        if _loaded is None or _loaded[0] != version.pk:
+        if _loaded is None or _loaded[0] != active_pk:
+            version = ModelVersion.objects.select_related("price_index").get(pk=active_pk)
             _loaded = (version.pk, version, Bundle.load(version.artifact_path, num_threads=1))
         return _loaded[1], _loaded[2]
 
@@ -130,6 +134,25 @@ def to_wgs84(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lon), np.asarray(lat)
 
 
+_municipality_codes: dict[int, str] = {}
+
+
+def _target_regions(subjects: list[Subject]) -> list[str]:
+    """The region of each property: its parcel's municipality, as for the sales; else by its point."""
+    wanted = {s.parcel.municipality_id for s in subjects if s.parcel and s.parcel.municipality_id}
+    if not wanted <= _municipality_codes.keys():
+        _municipality_codes.update(Municipality.objects.values_list("pk", "nis_code"))
+    out: list[str | None] = [
+        _municipality_codes.get(s.parcel.municipality_id) if s.parcel and s.parcel.municipality_id else None
+        for s in subjects
+    ]
+    missing = [i for i, r in enumerate(out) if r is None]
+    if missing:
+        for i, region in zip(missing, regions([subjects[i].point for i in missing]), strict=True):
+            out[i] = region
+    return [r or "" for r in out]
+
+
 def regions(points: list[Point]) -> list[str]:
     """The price-index region of each point (its municipality, else a grid cell), in one query."""
     xs, ys = [p.x for p in points], [p.y for p in points]
@@ -154,7 +177,7 @@ def regions(points: list[Point]) -> list[str]:
 # --- valuing -------------------------------------------------------------------------------------
 def _target_frame(targets: list[Target], facts: list[dict[str, dict[str, Any]]]) -> pd.DataFrame:
     rows = []
-    target_regions = regions([t.subject.point for t in targets])
+    target_regions = _target_regions([t.subject for t in targets])
     for target, known, region in zip(targets, facts, target_regions, strict=True):
         row: dict[str, Any] = {name: known.get(name, {}).get("value") for name in FACT_NAMES}
         row["x"], row["y"] = target.subject.point.x, target.subject.point.y
@@ -196,29 +219,40 @@ def value_targets(targets: list[Target]) -> tuple[ModelVersion, list[dict[str, A
     if not ok:
         return version, results
     rows = frame.iloc[ok].reset_index(drop=True)
-    pool = _pool(rows, version, bundle)
-    valued = bundle.value(rows, pool)
+    snapshot = sales_snapshot()
+    near = [
+        snapshot.near(
+            row.x,
+            row.y,
+            market.DISTRIBUTION_RADIUS_M,
+            before_day=int(np.datetime64(row.sale_date, "D").astype(np.int64)),
+            property_type=str(row.property_type),
+        )
+        for row in rows.itertuples()
+    ]
+    pool = _pool(rows, version, bundle, full=min(len(s) for s in near) < COMPARABLES_K)
+    # A batch uses both cores; a single valuation stays on one (the web server runs several at once).
+    with bundle.threads(2 if len(rows) >= 100 else 1):
+        valued = bundle.value(rows, pool)
     for k, i in enumerate(ok):
-        results[i] = _result(targets[i], facts[i], rows.iloc[k], valued, k, version, bundle)
+        results[i] = _result(targets[i], facts[i], rows.iloc[k], valued, k, version, bundle, near[k])
     _add_comparable_addresses([r for r in results if isinstance(r, dict)])
     return version, results
 
 
-def _pool(rows: pd.DataFrame, version: ModelVersion, bundle: Bundle) -> pd.DataFrame:
-    """The sales within the pool radius of any target, indexed to the model's index vintage."""
+def _pool(rows: pd.DataFrame, version: ModelVersion, bundle: Bundle, *, full: bool) -> pd.DataFrame:
+    """The candidate sales, indexed to the model's index vintage.
+
+    The sales within 1 km of the properties hold every sale the neighbourhood features can use; they
+    also hold the 20 nearest comparables of a property when it has at least 20 earlier sales of its
+    type within 1 km. Where one has fewer (a sparse area), all sales are the pool, so the features
+    are exactly those training computed.
+    """
     snapshot = sales_snapshot()
-    idx = snapshot.around(rows[["x", "y"]].to_numpy(), POOL_RADIUS_M)
-    factor = snapshot.cached(
-        ("factor", version.pk),
-        lambda snap: bundle.index.factor(
-            snap.frame["sale_date"], snap.region if bundle.region_column else None
-        ),
-    )[idx]
-    pool = snapshot.frame.iloc[idx]
-    indexed = pool["price_eur"].to_numpy(dtype=np.float64) * factor
-    return pool.assign(
-        indexed_price_eur=indexed, indexed_price_m2=indexed / pool["living_area_m2"].to_numpy()
-    )
+    indexed = snapshot.indexed_frame(version.pk, bundle.index_pool)
+    if full:
+        return indexed
+    return indexed.iloc[snapshot.around(rows[["x", "y"]].to_numpy(), POOL_RADIUS_M)]
 
 
 def _add_comparable_addresses(results: list[dict[str, Any]]) -> None:
@@ -243,20 +277,17 @@ def _result(
     k: int,
     version: ModelVersion,
     bundle: Bundle,
+    near: np.ndarray,
 ) -> dict[str, Any]:
     explanation = valued.explanations[k]
     price = explanation.price
     low = min(_round(valued.low[k]), price)
     high = max(_round(valued.high[k]), price)
-    neighbours = _neighbours(target, row, bundle, version, price)
+    neighbours = _neighbours(target, row, bundle, version, price, near)
+    values = valued.features.iloc[k].to_dict()
+    values[TIME_TERM] = round(float(valued.time_factor[k]), 4)
     contributions = [
-        {
-            "feature": name,
-            "value": _jsonable(valued.features.iloc[k][name])
-            if name != TIME_TERM
-            else round(float(valued.time_factor[k]), 4),
-            "contribution_eur": amount,
-        }
+        {"feature": name, "value": _jsonable(values[name]), "contribution_eur": amount}
         for name, amount in explanation.contributions.items()
     ]
     contributions.sort(key=lambda c: -abs(c["contribution_eur"]))
@@ -294,36 +325,40 @@ def _jsonable(value: Any) -> Any:
 
 
 def _neighbours(
-    target: Target, row: pd.Series, bundle: Bundle, version: ModelVersion, price: int
+    target: Target, row: pd.Series, bundle: Bundle, version: ModelVersion, price: int, sel: np.ndarray
 ) -> dict[str, Any]:
-    """The 1 km distribution and the comparables, prices indexed to the valuation date."""
-    snapshot = sales_snapshot()
+    """The 1 km distribution and the comparables (``sel``: the earlier same-type sales within 1 km)."""
+    here = {
+        "x": float(row["x"]),
+        "y": float(row["y"]),
+        "living_area_m2": row["living_area_m2"],
+        "property_type": str(row["property_type"]),
+    }
+    snapshot = sales_snapshot(check=False)
     when = np.datetime64(target.valuation_date, "D")
-    sel = snapshot.near(
-        row["x"],
-        row["y"],
-        market.DISTRIBUTION_RADIUS_M,
-        before_day=int(when.astype(np.int64)),
-        property_type=str(row["property_type"]),
-    )
     if sel.size == 0:
         return {"distribution": market.price_distribution([], price=price), "comparables": []}
-    regions = snapshot.region[sel] if bundle.region_column else None
     sale_level = snapshot.cached(
         ("level", version.pk),
         lambda snap: bundle.index.level(
             snap.frame["sale_date"], snap.region if bundle.region_column else None
         ),
     )[sel]
-    target_level = bundle.index.level(np.repeat(when, sel.size), regions)
+    if bundle.region_column:
+        # The index level at the valuation date of each sale's region (few regions: one call each).
+        codes, inverse = np.unique(snapshot.region_code[sel], return_inverse=True)
+        names = snapshot.region_names[codes]
+        target_level = bundle.index.level(np.repeat(when, names.size), names)[inverse]
+    else:
+        target_level = bundle.index.level(np.array([when]))[np.zeros(sel.size, dtype=np.int64)]
     indexed = snapshot.price[sel] * np.exp(target_level - sale_level)
     x, y = snapshot.x[sel], snapshot.y[sel]
     order = market.comparable_order(
         market.ComparableQuery(
-            x=row["x"],
-            y=row["y"],
-            living_area_m2=row["living_area_m2"],
-            property_type=str(row["property_type"]),
+            x=here["x"],
+            y=here["y"],
+            living_area_m2=here["living_area_m2"],
+            property_type=here["property_type"],
         ),
         x=x,
         y=y,
@@ -344,7 +379,7 @@ def _neighbours(
                 "land_area_m2": _jsonable(snapshot.land_area[k]),
                 "price_eur": round(float(snapshot.price[k])),
                 "indexed_price_eur": round(float(indexed[j])),
-                "distance_m": round(float(np.hypot(x[j] - row["x"], y[j] - row["y"]))),
+                "distance_m": round(float(np.hypot(x[j] - here["x"], y[j] - here["y"]))),
                 "address": "",
                 "longitude": round(float(lon), 7),
                 "latitude": round(float(lat), 7),

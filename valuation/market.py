@@ -81,10 +81,19 @@ def comparable_order(
     if query.living_area_m2 and query.living_area_m2 > 0:
         ratio = living_area / query.living_area_m2
         similar &= np.isfinite(ratio) & (np.abs(ratio - 1.0) <= area_tolerance)
-    first = np.flatnonzero(similar)
-    first = first[np.argsort(distance[first], kind="stable")][:limit]
+    first = _nearest(np.flatnonzero(similar), distance, limit)
     if first.size < limit:
-        rest = np.flatnonzero(same_type & ~similar)
-        rest = rest[np.argsort(distance[rest], kind="stable")][: limit - first.size]
+        rest = _nearest(np.flatnonzero(same_type & ~similar), distance, limit - first.size)
         first = np.concatenate([first, rest])
     return first.astype(np.int64)
+
+
+def _nearest(
+    candidates: npt.NDArray[np.int64], distance: npt.NDArray[np.float64], n: int
+) -> npt.NDArray[np.int64]:
+    """The ``n`` nearest candidates, nearest first (ties by position), without sorting them all."""
+    if candidates.size > n:
+        d = distance[candidates]
+        cut = np.partition(d, n - 1)[n - 1]
+        candidates = candidates[d <= cut]
+    return candidates[np.argsort(distance[candidates], kind="stable")][:n]

@@ -95,8 +95,10 @@ class SalesSnapshot:
         self.land_area = f["land_area_m2"].to_numpy(dtype=np.float64)
         self.ids = f["id"].to_numpy(dtype=np.int64)
         self.region = f["region"].astype(str).to_numpy()
+        self.region_names, self.region_code = np.unique(self.region, return_inverse=True)
         self.tree = cKDTree(np.column_stack([self.x, self.y])) if len(f) else None
         self._cache: dict[Any, np.ndarray] = {}
+        self._frames: dict[Any, pd.DataFrame] = {}
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -119,6 +121,12 @@ class SalesSnapshot:
         idx = np.asarray(self.tree.query_ball_point((x, y), r=radius_m), dtype=np.int64)
         return np.sort(idx[(self.day[idx] < before_day) & (self.property_type[idx] == property_type)])
 
+    def indexed_frame(self, key: Any, index_pool: Any) -> pd.DataFrame:
+        """The sales with their indexed prices for one model (``Bundle.index_pool``), once per snapshot."""
+        if ("frame", key) not in self._frames:
+            self._frames[("frame", key)] = index_pool(self.frame)
+        return self._frames[("frame", key)]
+
     def cached(self, key: Any, compute: Any) -> np.ndarray:
         """A per-sale array computed once per snapshot (e.g. the index level of each sale for a model)."""
         if key not in self._cache:
@@ -130,9 +138,15 @@ _lock = threading.Lock()
 _snapshot: SalesSnapshot | None = None
 
 
-def sales_snapshot() -> SalesSnapshot:
-    """The current snapshot, reloaded when the sales changed since it was read."""
+def sales_snapshot(*, check: bool = True) -> SalesSnapshot:
+    """The current snapshot, reloaded when the sales changed since it was read.
+
+    ``check=False`` returns the snapshot already in use without asking the database (within one
+    valuation, after a checked call).
+    """
     global _snapshot
+    if not check and _snapshot is not None:
+        return _snapshot
     version = sales_version()
     with _lock:
         if _snapshot is None or _snapshot.version != version:

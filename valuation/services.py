@@ -87,7 +87,7 @@ def facts_clean(facts: dict[str, Any] | None) -> dict[str, Any]:
 
 def data_vintages() -> dict[str, Any]:
     """The vintage of every data source: last successful refresh per source, and the sales."""
-    sources = {}
+    sources: dict[str, dict[str, Any]] = {}
     for run in SourceRefreshRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("source", "-finished_at"):
         if run.source not in sources:
             sources[run.source] = {

@@ -160,12 +160,13 @@ def model_train(
         bundle = Bundle.from_backtest(result, builder, "region")
         stage("saving the model", 3)
         folder = Path(settings.MODEL_DIR) / version.version
-        snapshot = {
+        checksum = snapshot_checksum(usable)
+        snapshot: dict[str, Any] = {
             "from": str(usable["sale_date"].min().date()),
             "to": str(last.date()),
             "count": len(usable),
             "trained_before": str(split.date()),
-            "checksum": snapshot_checksum(usable),
+            "checksum": checksum,
             "source": source or "all",
         }
         bundle.save(folder, training_snapshot=snapshot, metrics=_metrics(result), code_version=code_version())
@@ -176,7 +177,7 @@ def model_train(
             frequency=index.freq,
             vintage=pd.Period(index.vintage_, freq=index.freq).start_time.date(),
             sales_count=int(index.n_sales_),
-            sales_checksum=snapshot["checksum"],
+            sales_checksum=checksum,
             payload=index.to_dict(),
         )
         version.artifact_path = str(folder)
@@ -192,7 +193,7 @@ def model_train(
         version.train_count = int(
             result["counts"]["fit"] + result["counts"]["valid"] + result["counts"]["calibration"]
         )
-        version.train_checksum = snapshot["checksum"]
+        version.train_checksum = checksum
         version.code_version = snapshot_code = code_version()
         version.library_versions = library_versions()
         version.metrics = _metrics(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.contrib.gis.geos import Point
 from django.db import connection
 
 from opendata.models import Address, Parcel
@@ -20,12 +21,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def house(demo_model) -> Address:
     # A house address (no box) whose parcel has a building with storeys, so the living area is known.
-    return (
+    address = (
         Address.objects.filter(source="demo", box="", parcel__buildings__storeys__isnull=False)
         .select_related("municipality", "parcel")
         .order_by("pk")
         .first()
     )
+    assert address is not None
+    return address
 
 
 def _sum(result: dict) -> int:
@@ -37,6 +40,7 @@ def _sum(result: dict) -> int:
 def test_a_valuation_by_address_has_everything_the_notary_sees(house: Address, models_in) -> None:
     valuation = valuation_create(query=ValuationQuery(address=house.label()))
     result = valuation.result
+    assert house.parcel is not None
     assert valuation.price_eur % 1000 == 0 and valuation.price_eur > 50_000
     assert valuation.low_eur <= valuation.price_eur <= valuation.high_eur
     assert valuation.coverage == pytest.approx(0.8)
@@ -76,8 +80,10 @@ def test_a_stored_valuation_is_shown_again_exactly(house: Address, models_in) ->
 
 
 def test_capakey_coordinates_and_address_find_the_same_parcel(house: Address, models_in) -> None:
+    assert house.parcel is not None
     by_key = valuation_create(query=ValuationQuery(capakey=house.parcel.capakey.lower().replace("/", " ")))
     point = house.point.transform(4326, clone=True)
+    assert isinstance(point, Point)  # the stubs type a cloned transform as a plain GEOSGeometry
     by_point = valuation_create(query=ValuationQuery(latitude=point.y, longitude=point.x))
     assert by_key.parcel_id == by_point.parcel_id == house.parcel_id
 
@@ -180,13 +186,17 @@ def test_a_batch_values_the_good_items_and_explains_the_bad(house: Address, mode
     queries.insert(7, ValuationQuery(capakey="nonsense"))
     outcomes = valuations_create_many(queries=queries)
     assert len(outcomes) == 22
-    assert outcomes[3].error["field"] == "address" and outcomes[3].valuation is None
-    assert outcomes[7].error["field"] == "capakey"
+    bad_address, bad_capakey = outcomes[3].error, outcomes[7].error
+    assert bad_address is not None and bad_capakey is not None
+    assert bad_address["field"] == "address" and outcomes[3].valuation is None
+    assert bad_capakey["field"] == "capakey"
     good = [o.valuation for o in outcomes if o.valuation is not None]
     assert len(good) == 20
     assert all(_sum(v.result) == v.price_eur for v in good)
     assert Valuation.objects.filter(pk__in=[v.pk for v in good]).count() == 20
     # The batch path gives the same answer as the single path.
     single = valuation_create(query=ValuationQuery(address_id=others[0].pk))
-    assert single.result["price_eur"] == outcomes[0].valuation.result["price_eur"]
-    assert single.result["explanation"] == outcomes[0].valuation.result["explanation"]
+    first = outcomes[0].valuation
+    assert first is not None
+    assert single.result["price_eur"] == first.result["price_eur"]
+    assert single.result["explanation"] == first.result["explanation"]

@@ -16,6 +16,8 @@ Folder layout (all text)::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,23 @@ class Bundle:
         )
 
     # -- serving -----------------------------------------------------------------------------------
+    @contextmanager
+    def threads(self, n: int) -> Iterator[Bundle]:
+        """Use ``n`` threads for features and predictions inside the block (a batch), then go back."""
+        models = [self.model, self.interval.lower_model_, self.interval.upper_model_]
+        before = [m.num_threads if m is not None else 1 for m in models], self.builder.workers
+        for m in models:
+            if m is not None:
+                m.num_threads = n
+        self.builder.workers = n
+        try:
+            yield self
+        finally:
+            for m, t in zip(models, before[0], strict=True):
+                if m is not None:
+                    m.num_threads = t
+            self.builder.workers = before[1]
+
     def _region(self, frame: pd.DataFrame) -> Any:
         if self.region_column is None or self.region_column not in frame.columns:
             return None
@@ -92,7 +111,7 @@ class Bundle:
 
     def time_factor(self, dates: Any, region: Any = None) -> FloatArray:
         """Multiplier from the index vintage to each valuation date (1 beyond the vintage: held flat)."""
-        vintage = np.datetime64(self.index.vintage_date(), "D")
+        vintage = self.index.vintage_date().astype("datetime64[D]")
         n = len(np.atleast_1d(np.asarray(dates)))
         return self.index.factor(np.repeat(vintage, n), region, to_date=dates)
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuation.ml.baseline import comparables_price_m2
-from valuation.ml.neighbourhood import SaleArrays, neighbourhood_features
+from valuation.ml.baseline import comparables_price_m2, comparables_price_m2_one
+from valuation.ml.neighbourhood import SaleArrays, neighbourhood_features, neighbourhood_features_one
 
 OPTIONAL_NUMERIC = ("land_area_m2", "rooms", "bedrooms", "year_built", "epc_kwh_m2")
 
@@ -93,6 +93,10 @@ class DefaultFeatures:
             pool["property_type"].astype(str),
         )
         kinds = targets["property_type"].astype(str).to_numpy() if self.same_type else None
+        if len(targets) == 1:
+            # One property (the serving path): the single-target functions skip building k-d trees and
+            # give the same numbers as the batch functions.
+            return self._one(targets, sales, kinds, columns)
         neighbourhood = neighbourhood_features(
             targets["x"],
             targets["y"],
@@ -122,6 +126,37 @@ class DefaultFeatures:
             if position == 0 and self.comparables_column is not None:
                 columns[self.comparables_column] = self._comparables_estimate(
                     targets, sales, median, neighbourhood
+                )
+        return pd.DataFrame(columns, index=targets.index)
+
+    def _one(
+        self, targets: pd.DataFrame, sales: SaleArrays, kinds: np.ndarray | None, columns: dict[str, Any]
+    ) -> pd.DataFrame:
+        x, y = float(targets["x"].iloc[0]), float(targets["y"].iloc[0])
+        when = targets["sale_date"].iloc[0]
+        kind = None if kinds is None else kinds[0]
+        values = neighbourhood_features_one(
+            x,
+            y,
+            when,
+            sales,
+            property_type=kind,
+            radii=self.radii,
+            lag_days=self.lag_days,
+            max_age_days=self.max_age_days,
+        )
+        neighbourhood = pd.DataFrame({name: [value] for name, value in values.items()}, dtype=np.float64)
+        for name in neighbourhood.columns:
+            columns[name] = neighbourhood[name].to_numpy(dtype=np.float64)
+        for position, k in enumerate(self.knn):
+            median, _, reach = comparables_price_m2_one(
+                x, y, when, sales, property_type=kind, k=k, lag_days=self.lag_days
+            )
+            median_name, reach_name = comparables_names(k)
+            columns[median_name], columns[reach_name] = np.array([median]), np.array([reach])
+            if position == 0 and self.comparables_column is not None:
+                columns[self.comparables_column] = self._comparables_estimate(
+                    targets, sales, np.array([median]), neighbourhood
                 )
         return pd.DataFrame(columns, index=targets.index)
 

@@ -50,6 +50,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 1.0,
+    # Shallow trees keep TreeSHAP (pred_contrib, O(trees x leaves x depth^2)) fast enough to explain
+    # every valuation of a 10,000-item batch; measured on Lyon: no loss of accuracy.
+    "max_depth": 8,
     "max_bin": 255,
     "cat_smooth": 10.0,
     "min_data_per_group": 50,

@@ -122,6 +122,7 @@ def test_vertical_equity_stretch_removes_regressivity_and_keeps_additivity(tmp_p
     held_out, price = sales.iloc[1200:], sales["price_eur"].to_numpy()[1200:]
     model.calibrate_vertical_equity(held_out, price, prd_max=1.02, prb_bounds=(-0.03, 0.03))
     report = model.vertical_equity_
+    assert report is not None
     assert report["before"]["prb"] < -0.03
     assert model.stretch_ > 1
     assert report["met"]

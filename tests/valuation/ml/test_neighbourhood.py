@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,12 @@ from valuation.ml.neighbourhood import (
     neighbourhood_features,
     neighbourhood_features_one,
 )
+
+
+class _Target(TypedDict):
+    x: float
+    y: float
+    date: str
 
 
 def _sales(x, y, dates, price_m2, kinds=None) -> SaleArrays:
@@ -53,7 +61,7 @@ def test_radius_boundary_type_lag_and_min_count() -> None:
         [1000, 2000, 3000, 4000, 5000],
         ["flat", "flat", "flat", "flat", "house"],
     )
-    target = {"x": 0.0, "y": 0.0, "date": "2020-01-01"}
+    target: _Target = {"x": 0.0, "y": 0.0, "date": "2020-01-01"}
     one = neighbourhood_features_one(**target, sales=sales)
     assert one["nbh_count_500m"] == 2  # exactly 500 m counts, 500.001 m does not; the house at 300 m does
     assert one["nbh_count_1000m"] == 4
