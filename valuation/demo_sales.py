@@ -42,7 +42,7 @@ from shapely.geometry import Point
 
 from opendata.demo.load import DemoLoadResult, copy_model_rows, demo_region_load
 from opendata.demo.region import NAME_NL, SOURCE, SRID, DemoRegion, generate_region, wkt
-from valuation.models import PropertyType, Sale
+from valuation.models import SALE_FACTS, PropertyType, Sale
 
 SALES_VERSION = 1
 N_SALES = 11_000
@@ -299,13 +299,7 @@ class DemoSales:
             "external_id",
             "sale_date",
             "price_eur",
-            "property_type",
-            "living_area_m2",
-            "land_area_m2",
-            "rooms",
-            "bedrooms",
-            "year_built",
-            "epc_kwh_m2",
+            *SALE_FACTS,
             "point",
             "parcel",
             "address",

@@ -24,19 +24,11 @@ from opendata.models import Municipality
 from valuation import market
 from valuation.locate import Subject
 from valuation.ml.bundle import TIME_TERM, Bundle
-from valuation.models import ModelStatus, ModelVersion, Sale
+from valuation.models import SALE_FACTS, ModelStatus, ModelVersion, Sale
 from valuation.sales_data import GRID_CELL_M, sales_snapshot
 
 POOL_RADIUS_M = 1000.0
-FACT_NAMES = (
-    "property_type",
-    "living_area_m2",
-    "land_area_m2",
-    "rooms",
-    "bedrooms",
-    "year_built",
-    "epc_kwh_m2",
-)
+FACT_NAMES = SALE_FACTS
 LIVING_AREA_PER_FOOTPRINT_STOREY = 0.8
 
 

@@ -15,6 +15,19 @@ class PropertyType(models.TextChoices):
     OTHER = "other", "other"
 
 
+#: The facts of a sold property that the deed (or the notary) gives; the sales import, the demo, the
+#: training data and the valuation facts all list them in this order.
+SALE_FACTS = (
+    "property_type",
+    "living_area_m2",
+    "land_area_m2",
+    "rooms",
+    "bedrooms",
+    "year_built",
+    "epc_kwh_m2",
+)
+
+
 class Sale(models.Model):
     """One sale from a deed, as delivered by a source (a notarial partner, the demo region, a file)."""
 

@@ -21,20 +21,10 @@ import numpy as np
 from django.utils import timezone
 
 from opendata.capakey import InvalidCapaKey, normalise_capakey
-from valuation.models import PropertyType, Sale
+from valuation.models import SALE_FACTS, PropertyType, Sale
 
 REQUIRED_COLUMNS = ("sale_id", "sale_date", "price_eur", "latitude", "longitude")
-OPTIONAL_COLUMNS = (
-    "property_type",
-    "living_area_m2",
-    "land_area_m2",
-    "rooms",
-    "bedrooms",
-    "year_built",
-    "epc_kwh_m2",
-    "capakey",
-    "address",
-)
+OPTIONAL_COLUMNS = (*SALE_FACTS, "capakey", "address")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 SALE_ID_MAX = Sale._meta.get_field("external_id").max_length or 64
@@ -96,13 +86,7 @@ class ValidSales:
         "external_id",
         "sale_date",
         "price_eur",
-        "property_type",
-        "living_area_m2",
-        "land_area_m2",
-        "rooms",
-        "bedrooms",
-        "year_built",
-        "epc_kwh_m2",
+        *SALE_FACTS,
         "longitude",
         "latitude",
         "capakey",

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from opendata.copy import copy_rows
 from opendata.models import STORAGE_SRID, Parcel
 from opendata.progress import Progress
-from valuation.models import Sale
+from valuation.models import SALE_FACTS, Sale
 from valuation.sale_rows import Rejection, ValidSales, validate_sale_columns
 from valuation.sales_csv import BATCH_ROWS, SalesImportError, check_file, count_lines, read_batches
 
@@ -159,20 +159,7 @@ def _staging_drop() -> None:
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}")
 
 
-_WRITTEN = (
-    "sale_date",
-    "price_eur",
-    "property_type",
-    "living_area_m2",
-    "land_area_m2",
-    "rooms",
-    "bedrooms",
-    "year_built",
-    "epc_kwh_m2",
-    "point",
-    "parcel_id",
-    "address",
-)
+_WRITTEN = ("sale_date", "price_eur", *SALE_FACTS, "point", "parcel_id", "address")
 
 # Each staged sale's parcel: the CaPaKey's when that parcel is loaded, else the parcel holding the point
 # (the lowest id when the point is on an edge shared by two). The spatial join lets PostgreSQL pick its
