@@ -233,10 +233,3 @@ def fresh_process_rss(key: str) -> float:
         check=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")

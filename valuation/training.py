@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -292,16 +290,5 @@ def model_activate(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
-def model_delete_artifacts(*, version: ModelVersion) -> None:
-    if version.status == ModelStatus.ACTIVE:
-        raise TrainingError("the active model's files cannot be deleted")
-    if version.artifact_path:
-        shutil.rmtree(version.artifact_path, ignore_errors=True)
-
-
 def active_model_exists() -> bool:
     return ModelVersion.objects.filter(status=ModelStatus.ACTIVE).exists()
-
-
-def today() -> date:
-    return timezone.localdate()
