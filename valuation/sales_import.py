@@ -194,3 +194,46 @@ def _upsert(raw: Any, source: str) -> tuple[int, int]:
         cursor.execute(_UPSERT, {"source": source})
         inserted, updated = cursor.fetchone()
     return int(inserted), int(updated)
+
+
+MAX_STORED_REJECTIONS = 1000
+
+
+def sales_import_recorded(
+    *, path: Path, source: str, progress_stream: IO[str] | None = None
+) -> SalesImportResult:
+    """:func:`sales_import`, recorded as a refresh run of source ``sales:<source>`` (counts, rejections,
+    checksum, progress, or the error), so staff see every delivery and valuations cite its vintage."""
+    import hashlib
+
+    from django.utils import timezone
+
+    from opendata.models import RunStatus, SourceRefreshRun
+
+    run = SourceRefreshRun.objects.create(source=f"sales:{source}"[:50], location=str(path)[:500])
+
+    def on_progress(done: int, total: int | None) -> None:
+        SourceRefreshRun.objects.filter(pk=run.pk).update(progress_done=done, progress_total=total)
+
+    try:
+        result = sales_import(
+            path=path, source=source, progress_stream=progress_stream, on_progress=on_progress
+        )
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        run.checksum = digest.hexdigest()
+    except Exception as exc:
+        run.status, run.error, run.finished_at = RunStatus.FAILED, str(exc), timezone.now()
+        run.save()
+        raise
+    run.refresh_from_db(fields=["progress_done", "progress_total"])
+    run.status, run.finished_at = RunStatus.SUCCEEDED, timezone.now()
+    run.vintage = timezone.localdate().isoformat()
+    run.rows_read, run.rows_rejected = result.read, result.rejected
+    run.rows_loaded = result.inserted + result.updated
+    run.counts = {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged}
+    run.rejections = [{"row": r.line, "reason": r.reason} for r in result.rejections[:MAX_STORED_REJECTIONS]]
+    run.save()
+    return result

@@ -463,3 +463,28 @@ def test_the_command_exits_non_zero_without_a_traceback() -> None:
     assert done.returncode == 1
     assert "CommandError: the header lacks the required columns sale_date, price_eur" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.django_db
+def test_every_import_is_recorded_as_a_run_of_its_source(tmp_path) -> None:
+    from opendata.models import RunStatus, SourceRefreshRun
+
+    path = tmp_path / "sales.csv"
+    path.write_text(
+        "sale_id,sale_date,price_eur,latitude,longitude\n"
+        "r1,2024-03-15,325000,50.8466,4.3517\n"
+        "r2,2024-03-16,-5,50.8466,4.3517\n",
+        encoding="utf-8",
+    )
+    call_command("import_sales", str(path), "--source", "partner-a", stdout=io.StringIO(), verbosity=0)
+    run = SourceRefreshRun.objects.get(source="sales:partner-a")
+    assert run.status == RunStatus.SUCCEEDED
+    assert (run.rows_read, run.rows_loaded, run.rows_rejected) == (2, 1, 1)
+    assert run.rejections[0]["row"] == 3 and "price_eur" in run.rejections[0]["reason"]
+    assert len(run.checksum) == 64 and run.finished_at is not None
+
+    path.write_text("sale_id,price_eur\nx,1\n", encoding="utf-8")
+    with pytest.raises(CommandError):
+        call_command("import_sales", str(path), "--source", "partner-a", stdout=io.StringIO(), verbosity=0)
+    failed = SourceRefreshRun.objects.filter(source="sales:partner-a").order_by("-started_at").first()
+    assert failed is not None and failed.status == RunStatus.FAILED and "sale_date" in failed.error

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from valuation.sales_import import SalesImportError, sales_import
+from valuation.sales_import import SalesImportError, sales_import_recorded
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            result = sales_import(
+            result = sales_import_recorded(
                 path=options["file"],
                 source=options["source"],
                 progress_stream=sys.stderr if options["verbosity"] > 0 else None,
