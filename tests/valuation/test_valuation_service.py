@@ -200,3 +200,21 @@ def test_a_batch_values_the_good_items_and_explains_the_bad(house: Address, mode
     assert first is not None
     assert single.result["price_eur"] == first.result["price_eur"]
     assert single.result["explanation"] == first.result["explanation"]
+
+
+def test_the_valuate_command_prints_the_price_and_refuses_bad_input(house: Address, models_in) -> None:
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    call_command("valuate", house.label(), "--living-area-m2", "140", "--language", "fr", stdout=out)
+    text = out.getvalue()
+    stored = Valuation.objects.latest("pk")
+    assert stored.channel == "cli"
+    assert f"EUR {stored.price_eur:,}" in text
+    assert "Surface habitable" in text  # the feature labels in the asked language
+    assert "<- price" in text
+    with pytest.raises(CommandError, match="address: No street called"):
+        call_command("valuate", "Nergensstraat 1", stdout=io.StringIO())
