@@ -43,12 +43,34 @@ SCHEDULES: list[Schedule] = [
 ]
 
 
+def declared_schedules() -> list[Schedule]:
+    """The fixed schedules above plus one per open-data connector that declares a schedule."""
+    from opendata.connectors import connectors
+
+    entries = list(SCHEDULES)
+    for name, connector in connectors().items():
+        if connector.schedule is None:
+            continue
+        entries.append(
+            Schedule(
+                name=f"Refresh {name}",
+                task="opendata.refresh_source",
+                description=f"{connector.title}: download, validate, swap in; then recompute the touched "
+                "parcels' features and queue retraining. Skipped when the source is unchanged.",
+                crontab=connector.schedule,
+                kwargs={"name": name},
+                queue="ingest",
+            )
+        )
+    return entries
+
+
 def schedules_sync(*, schedules: list[Schedule] | None = None) -> list[str]:
     """Create the declared periodic tasks that do not exist yet; return the names created."""
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
     created: list[str] = []
-    for entry in schedules if schedules is not None else SCHEDULES:
+    for entry in schedules if schedules is not None else declared_schedules():
         if PeriodicTask.objects.filter(name=entry.name).exists():
             continue
         when: dict[str, Any]

@@ -374,6 +374,12 @@ class SourceRefreshRun(models.Model):
         default=list, blank=True, help_text="The first rejected rows: [{'row': n, 'reason': '...'}]."
     )
     checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the input read.")
+    http_etag = models.CharField(
+        max_length=200, blank=True, help_text="ETag of the download, sent back as If-None-Match next time."
+    )
+    http_last_modified = models.CharField(
+        max_length=64, blank=True, help_text="Last-Modified of the download, sent as If-Modified-Since."
+    )
     progress_done = models.PositiveIntegerField(default=0, help_text="Units of work done so far.")
     progress_total = models.PositiveIntegerField(
         null=True, blank=True, help_text="Units of work in all, if known."

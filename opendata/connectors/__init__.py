@@ -1,0 +1,7 @@
+"""Open-data connectors, one module per source, all following :mod:`opendata.connectors.base`.
+
+Importing this package registers every connector (``refresh_source NAME`` and the schedules read the
+registry). Add a new module's import below.
+"""
+
+from opendata.connectors.base import CONNECTORS, Connector, connectors, register  # noqa: F401
