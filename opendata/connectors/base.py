@@ -149,7 +149,7 @@ def stage_create(table: str, columns: Sequence[str], *, like: str) -> str:
     cols = ", ".join(f'"{c}"' for c in columns)
     with connection.cursor() as cursor:
         cursor.execute(f'DROP TABLE IF EXISTS "{stage}"')
-        cursor.execute(f'CREATE TEMP TABLE "{stage}" AS SELECT {cols} FROM "{like}" WITH NO DATA')
+        cursor.execute(f'CREATE TEMP TABLE "{stage}" AS SELECT {cols} FROM "{like}" WITH NO DATA')  # noqa: S608
     return stage
 
 
@@ -170,34 +170,32 @@ def staged_swap(
     ``target``'s columns, e.g. ``source = %s``) that the stage lacks are deleted. Call inside
     ``transaction.atomic()``; the stage must have unique keys.
     """
+    # Identifiers come from our own code, never from input; values go as parameters.
     q = '"{}"'.format
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
     values = [c for c in columns if c not in key]
     differ = " OR ".join(f"t.{q(c)} IS DISTINCT FROM s.{q(c)}" for c in values) or "FALSE"
     counts = SwapCounts()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {q(stage)}")
+        cursor.execute(f"SELECT count(*) FROM {q(stage)}")  # noqa: S608
         staged = cursor.fetchone()[0]
         if delete_missing:
-            cursor.execute(
-                f"DELETE FROM {q(target)} t WHERE ({scope}) AND NOT EXISTS "
-                f"(SELECT 1 FROM {q(stage)} s WHERE {on})",
-                list(scope_params),
-            )
+            missing = f"NOT EXISTS (SELECT 1 FROM {q(stage)} s WHERE {on})"  # noqa: S608
+            delete = f"DELETE FROM {q(target)} t WHERE ({scope}) AND {missing}"  # noqa: S608
+            cursor.execute(delete, list(scope_params))
             counts.deleted = cursor.rowcount
         if values:
             sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in values)
-            cursor.execute(
-                f"UPDATE {q(target)} t SET {sets} FROM {q(stage)} s WHERE {on} AND ({differ}) RETURNING t.id"
-            )
+            update = f"UPDATE {q(target)} t SET {sets} FROM {q(stage)} s WHERE {on} AND ({differ})"  # noqa: S608
+            cursor.execute(update + " RETURNING t.id")
             updated = [row[0] for row in cursor.fetchall()]
             counts.updated = len(updated)
             counts.touched_ids.extend(updated)
         cols = ", ".join(q(c) for c in columns)
-        cursor.execute(
-            f"INSERT INTO {q(target)} ({cols}) SELECT {', '.join('s.' + q(c) for c in columns)} "
-            f"FROM {q(stage)} s WHERE NOT EXISTS (SELECT 1 FROM {q(target)} t WHERE {on}) RETURNING id"
-        )
+        picked = ", ".join("s." + q(c) for c in columns)
+        new = f"NOT EXISTS (SELECT 1 FROM {q(target)} t WHERE {on})"  # noqa: S608
+        insert = f"INSERT INTO {q(target)} ({cols}) SELECT {picked} FROM {q(stage)} s WHERE {new}"  # noqa: S608
+        cursor.execute(insert + " RETURNING id")
         inserted = [row[0] for row in cursor.fetchall()]
         counts.inserted = len(inserted)
         counts.touched_ids.extend(inserted)

@@ -59,7 +59,7 @@ def fetch(
     timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
     retries: int = RETRIES,
 ) -> Fetched:
-    """GET ``url`` into ``dest`` unless the server says it has not changed since ``etag``/``last_modified``."""
+    """GET ``url`` into ``dest`` unless the server says it is unchanged since ``etag``/``last_modified``."""
     headers = {}
     if etag:
         headers["If-None-Match"] = etag
@@ -79,11 +79,11 @@ def fetch(
                 for block in response.iter_content(chunk_size=1 << 20):
                     handle.write(block)
                     written += len(block)
-            if expected is not None and response.headers.get("Content-Encoding") in (None, "identity"):
-                if written != int(expected):
-                    raise SourceError(
-                        f"The download of {url} stopped early: {written:,} of {int(expected):,} bytes."
-                    )
+            plain = response.headers.get("Content-Encoding") in (None, "identity")
+            if expected is not None and plain and written != int(expected):
+                raise SourceError(
+                    f"The download of {url} stopped early: {written:,} of {int(expected):,} bytes."
+                )
             os.replace(partial, dest)
             return Fetched(dest, response.headers.get("ETag", ""), response.headers.get("Last-Modified", ""))
     except requests.RequestException as exc:

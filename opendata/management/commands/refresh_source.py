@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class Command(BaseCommand):
             extra[key.strip()] = value.strip()
 
         def follow_up(run: Any, result: Any) -> None:
-            features_then_retrain(run, result, stream=self.stderr._out)
+            features_then_retrain(run, result, stream=sys.stderr)
 
         try:
             run = refresh(
@@ -55,7 +56,7 @@ class Command(BaseCommand):
                 file=options["file"],
                 url=options["url"],
                 force=options["force"],
-                stream=self.stderr._out,
+                stream=sys.stderr,
                 options=extra,
                 follow_up=None if options["no_follow_up"] else follow_up,
             )
