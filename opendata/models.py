@@ -17,8 +17,9 @@ STORAGE_SRID = 31370
 
 nis5_validator = RegexValidator(r"^\d{5}$", "A NIS (REFNIS) municipality code has exactly 5 digits.")
 sector_code_validator = RegexValidator(
-    r"^\d{5}[A-Z0-9]\d{2}[A-Z0-9-]$",
-    "A statistical sector code has 9 characters: the 5-digit NIS code, then e.g. A00- (44021A00-).",
+    r"^\d{5}[A-Z0-9]{3}[A-Z0-9-]$",
+    "A statistical sector code has 9 characters: the 5-digit NIS code, then 4 letters or digits, e.g. "
+    "44021A00-, 11002F6MJ or 11001ZZZZ (the last character may be -).",
 )
 
 
@@ -135,6 +136,12 @@ class Parcel(models.Model):
     source_updated = models.DateField(
         null=True, blank=True, help_text="Last update date given by the source."
     )
+    source_id = models.CharField(
+        max_length=64,
+        blank=True,
+        db_default="",
+        help_text="Identifier in the source (CadGIS OBJECTID/RecId, GRB OIDN); empty when it has none.",
+    )
     loaded_at = models.DateTimeField(
         auto_now=True, db_default=Now(), help_text="When the row was last written."
     )
@@ -172,6 +179,21 @@ class Building(models.Model):
     )
     storeys = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Number of storeys above ground."
+    )
+    volume_m3 = models.FloatField(
+        null=True, blank=True, help_text="Footprint area times height, in cubic metres (from the heights)."
+    )
+    height_source = models.CharField(
+        max_length=100,
+        blank=True,
+        db_default="",
+        help_text="How the height was measured, e.g. 'DSM-DTM median, dsm.tif'; empty when unknown.",
+    )
+    kind = models.CharField(
+        max_length=50,
+        blank=True,
+        db_default="",
+        help_text="Building kind as the source says it (CadGIS Type CL/ON/OO/UN, GRB LBLTYPE).",
     )
     parcel = models.ForeignKey(
         Parcel,
@@ -249,6 +271,7 @@ class LocationLineKind(models.TextChoices):
     TRUNK_ROAD = "trunk_road", "trunk road"
     MOTORWAY = "motorway", "motorway"
     RAILWAY = "railway", "railway line"
+    STREET = "street", "street centreline (secondary, tertiary, residential...)"
 
 
 class LocationPoint(models.Model):
@@ -278,7 +301,13 @@ class LocationLine(models.Model):
     name = models.CharField(max_length=200, blank=True)
     geometry = models.MultiLineStringField(srid=STORAGE_SRID)
     source = models.CharField(max_length=50)
-    source_id = models.CharField(max_length=64)
+    source_id = models.CharField(max_length=64, help_text="e.g. OSM way id or the two NMBS station ids.")
+    attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        null=True,
+        help_text="Extra facts from the source (road class, ref, lanes, width, railway usage).",
+    )
 
     class Meta:
         constraints = [
@@ -306,9 +335,15 @@ class _Statistic(models.Model):
     median_income_eur = models.FloatField(
         null=True, blank=True, help_text="Median net taxable income per return."
     )
-    source = models.CharField(max_length=50)
+    source = models.CharField(max_length=50, help_text="The connector that last wrote figures to the row.")
     vintage = models.CharField(
         max_length=40, help_text="Edition of the source file, e.g. 2024 or 2025-01-01."
+    )
+    provenance = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Which source and vintage gave each group of figures, e.g. "
+        "{'population': {'source': 'statbel-population', 'vintage': '2020'}, 'income': {...}}.",
     )
 
     class Meta:

@@ -1,0 +1,172 @@
+"""Parcel load speed: our CadGIS load path against ``ogr2ogr`` for the same GeoPackage, side by side.
+
+Generates 500,000 synthetic parcels (valid CaPaKeys in divisions 99001-99010, jittered quadrilaterals in
+EPSG:31370) into a GeoPackage layer ``Bpn_CaPa``, then times (a) ``ogr2ogr -f PostgreSQL`` into a scratch
+table of the bench database and (b) ``refresh("cadgis", file=...)`` from the same file: read with pyogrio,
+validate CaPaKeys and geometries, COPY into a staging table, swap into ``opendata_parcel`` in one
+transaction (the table keeps its GiST and unique indexes, ogr2ogr's fresh table builds its index after).
+Target: ours <= 1.5x ogr2ogr. The parcels, the run rows and the scratch table are deleted afterwards.
+ogr2ogr comes from Debian's ``gdal-bin``; without it the comparison is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from django.db import connection
+
+from benchmarks import Figure
+from opendata.models import RunStatus, SourceRefreshRun
+from opendata.refresh import refresh
+
+SCRATCH = "bench_ogr2ogr_parcels"
+DIVISIONS = [f"990{d:02d}" for d in range(1, 11)]
+SECTIONS = "ABCDE"
+
+
+def write_parcels(path: Path, rows: int, *, seed: int = 0) -> None:
+    """A GeoPackage of ``rows`` parcels on a grid of about 20 x 30 m cells, corners jittered by up to 2 m."""
+    rng = np.random.default_rng(seed)
+    per_row = 1000
+    i = np.arange(rows)
+    x0 = 100_000.0 + (i % per_row) * 20.0
+    y0 = 120_000.0 + (i // per_row) * 30.0
+    jitter = rng.uniform(-2.0, 2.0, (rows, 4, 2))
+    corners = np.stack(
+        [
+            np.column_stack([x0, y0]),
+            np.column_stack([x0 + 20.0, y0]),
+            np.column_stack([x0 + 20.0, y0 + 30.0]),
+            np.column_stack([x0, y0 + 30.0]),
+        ],
+        axis=1,
+    )
+    corners = corners + jitter * 0.5  # at most 1 m each way: neighbours never swap places
+    ring = np.concatenate([corners, corners[:, :1]], axis=1)
+    polygons = shapely.polygons(ring)
+    division = np.array(DIVISIONS)[i % len(DIVISIONS)]
+    section = np.array(list(SECTIONS))[(i // len(DIVISIONS)) % len(SECTIONS)]
+    radical = (i // (len(DIVISIONS) * len(SECTIONS))) % 10_000
+    keys = np.char.add(np.char.add(division, section), np.char.zfill(radical.astype(str), 4))
+    keys = np.char.add(keys, "/00_000")
+    frame = gpd.GeoDataFrame(
+        {
+            "RecId": i + 1,
+            "CaPaKey": keys,
+            "Type": "PR",
+            "UpdDate": "15/01/2024",
+            "geometry": polygons,
+        },
+        crs="EPSG:31370",
+    )
+    frame.to_file(path, layer="Bpn_CaPa", driver="GPKG", engine="pyogrio")
+
+
+def _pg_dsn() -> str:
+    settings = connection.settings_dict
+    parts = {
+        "dbname": settings["NAME"],
+        "host": settings.get("HOST") or "",
+        "port": str(settings.get("PORT") or ""),
+        "user": settings.get("USER") or "",
+        "password": settings.get("PASSWORD") or "",
+    }
+    return "PG:" + " ".join(f"{k}='{v}'" for k, v in parts.items() if v)
+
+
+def _cleanup() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
+        cursor.execute(
+            "DELETE FROM opendata_building WHERE parcel_id IN "
+            "(SELECT id FROM opendata_parcel WHERE source = 'cadgis' AND left(capakey, 5) = ANY(%s))",
+            [DIVISIONS],
+        )
+        cursor.execute(
+            "DELETE FROM opendata_parcel WHERE source = 'cadgis' AND left(capakey, 5) = ANY(%s)", [DIVISIONS]
+        )
+
+
+def run(rows: int = 500_000) -> list[Figure]:
+    label = f"parcels load {rows:,}"
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench_parcels.gpkg"
+        started = time.perf_counter()
+        write_parcels(path, rows)
+        generated = (
+            f"{path.stat().st_size / 1e6:.0f} MB GeoPackage written in {time.perf_counter() - started:.0f} s"
+        )
+        _cleanup()
+        before = SourceRefreshRun.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        try:
+            ogr_s = None
+            ogr2ogr = shutil.which("ogr2ogr")
+            if ogr2ogr:
+                started = time.perf_counter()
+                subprocess.run(  # noqa: S603
+                    [
+                        ogr2ogr,
+                        "-f",
+                        "PostgreSQL",
+                        _pg_dsn(),
+                        str(path),
+                        "Bpn_CaPa",
+                        "-nln",
+                        SCRATCH,
+                        "-overwrite",
+                        "-nlt",
+                        "MULTIPOLYGON",
+                        "-lco",
+                        "GEOMETRY_NAME=geometry",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+                ogr_s = time.perf_counter() - started
+                figures.append(Figure(f"{label}: ogr2ogr -f PostgreSQL", ogr_s, "s", generated))
+            else:
+                figures.append(
+                    Figure(
+                        f"{label}: ogr2ogr comparison skipped",
+                        0.0,
+                        "s",
+                        "ogr2ogr missing: apt-get install gdal-bin",
+                    )
+                )
+            started = time.perf_counter()
+            first = refresh("cadgis", file=path, force=True)
+            ours_s = time.perf_counter() - started
+            assert first.status == RunStatus.SUCCEEDED, first.error
+            assert first.counts["parcels_inserted"] == rows, first.counts
+            figures.append(
+                Figure(
+                    f"{label}: ours (refresh cadgis, stage + swap)",
+                    ours_s,
+                    "s",
+                    f"{rows / ours_s:,.0f} parcels/s; inserted {first.counts['parcels_inserted']:,}",
+                )
+            )
+            if ogr_s:
+                figures.append(Figure(f"{label}: ours / ogr2ogr", ours_s / ogr_s, "x", "", "<= 1.5x"))
+            started = time.perf_counter()
+            again = refresh("cadgis", file=path)
+            figures.append(
+                Figure(
+                    f"{label}: same file again (checksum skip)",
+                    time.perf_counter() - started,
+                    "s",
+                    again.status,
+                )
+            )
+        finally:
+            _cleanup()
+            SourceRefreshRun.objects.filter(id__gt=before, source="cadgis").delete()
+    return figures

@@ -1,0 +1,689 @@
+"""What the cadastral connectors (:mod:`~opendata.connectors.cadgis`, :mod:`~opendata.connectors.grb`) share.
+
+Reading: :func:`find_layers` finds the parcel and building layers in a file, a folder or a zip (shapefiles
+through GDAL's ``/vsizip/``; a shapefile without its ``.prj`` is refused, its CRS would be a guess) and
+:func:`read_layer` reads one with pyogrio's raw numpy reader (WKB, no per-row Python objects).
+
+Preparing: :func:`prepare_geometries` brings polygons to EPSG:31370 with one reused pyproj transformer and
+``shapely.transform`` (vectorised), refuses a file whose coordinates fall outside Belgium (the usual sign
+of a wrong or missing CRS: WGS84 degrees or Lambert 2008 metres declared as Lambert 72), repairs invalid
+polygons with ``make_valid`` and forces MultiPolygons; :func:`check_capakeys` validates and normalises keys.
+
+Loading: :func:`swap_parcels` and :func:`swap_buildings` COPY into a staging table (CSV with hex EWKB),
+then work set-based in PostGIS: the municipality from the NIS code or from the boundary the parcel lies
+in, the parcel holding most of a building's footprint, and the building type from walls shared with
+neighbouring buildings (none: open, one: half-open, two or more: closed; the demo's rule and
+tolerances). Rows are swapped in with :func:`~opendata.connectors.base.staged_swap` keyed on CaPaKey
+(parcels) or source id (buildings), so ids and every foreign key pointing at them survive; parcels that
+a file no longer has are deleted through the ORM, which clears the links other tables hold on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyogrio.raw
+import shapely
+from django.db import connection
+from pyproj import CRS, Transformer
+
+from opendata.capakey import CANONICAL, InvalidCapaKey, normalise_capakey
+from opendata.connectors.base import Rejection, SourceError, SwapCounts, stage_create, staged_swap
+from opendata.demo.layout import TOUCH_M, WALL_TOLERANCE_M
+from opendata.models import STORAGE_SRID, Parcel
+
+# Belgium in Lambert 72 with a few km of margin (the country spans about x 20-296 km, y 18-245 km).
+BELGIUM_31370 = (10_000.0, 10_000.0, 305_000.0, 255_000.0)
+ACCEPTED_CRS = {31370: "Belgian Lambert 72 (EPSG:31370)", 3812: "Belgian Lambert 2008 (EPSG:3812)"}
+VECTOR_SUFFIXES = (".shp", ".gml", ".xml", ".geojson", ".json", ".gpkg")
+PARCEL_TABLE = "opendata_parcel"
+BUILDING_TABLE = "opendata_building"
+
+
+# --- finding and reading layers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    path: str  # what GDAL opens (a file path or /vsizip/...)
+    layer: str | None  # layer name inside it, None for the only one
+    label: str  # for messages: "Bpn_CaPa.shp in 34002_Anzegem.zip"
+
+
+def find_layers(path: Path, patterns: Mapping[str, Sequence[str]]) -> dict[str, LayerRef]:
+    """Find one layer per role in ``path`` (a vector file, a folder or a zip of them).
+
+    ``patterns`` maps a role ("parcels", "buildings") to lower-case name fragments, e.g. ``("capa",)``.
+    A single unnamed layer counts as the first role's. Shapefiles must come with their ``.prj``.
+    """
+    candidates: list[tuple[str, str, str]] = []  # (gdal path, name to match, label)
+    if path.is_dir():
+        members = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+        prefix = str(path)
+        container = path.name
+    elif zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = sorted(archive.namelist())
+                broken = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise SourceError(
+                f"The zip file {path.name} cannot be read ({exc}); it may be truncated."
+            ) from exc
+        if broken is not None:
+            raise SourceError(f"The zip file {path.name} is damaged ({broken} fails its CRC check).")
+        prefix = f"/vsizip/{path}"
+        container = path.name
+    elif path.suffix.lower() == ".zip":
+        raise SourceError(f"{path.name} is not a readable zip file; it may be truncated or not a zip at all.")
+    else:
+        members, prefix, container = [path.name], str(path.parent), ""
+    lowered = {m.lower(): m for m in members}
+    for member in members:
+        low = member.lower()
+        if not low.endswith(VECTOR_SUFFIXES) or "/__macosx/" in f"/{low}":
+            continue
+        if low.endswith(".xml") and (low.endswith(".shp.xml") or low.endswith(".aux.xml")):
+            continue
+        label = f"{Path(member).name} in {container}" if container else member
+        if low.endswith(".shp") and low[:-4] + ".prj" not in lowered:
+            raise SourceError(
+                f"The shapefile {label} has no .prj file, so its coordinate system (Lambert 72 or "
+                "Lambert 2008) is unknown. The file was refused and nothing was changed; use an extract "
+                "that includes the .prj."
+            )
+        gdal_path = f"{prefix}/{member}"
+        try:
+            layers = [str(row[0]) for row in pyogrio.list_layers(gdal_path)]
+        except Exception as exc:
+            raise SourceError(f"{label} cannot be read as a vector file ({_gdal_message(exc)}).") from exc
+        if len(layers) == 1:
+            candidates.append((gdal_path, Path(member).stem.lower() + " " + layers[0].lower(), label))
+        else:
+            candidates += [(gdal_path, name.lower(), f"layer {name} of {label}") for name in layers]
+    found: dict[str, LayerRef] = {}
+    for role, fragments in patterns.items():
+        for gdal_path, name, label in candidates:
+            if any(f in name for f in fragments):
+                layer = None if " " in name else name
+                found[role] = LayerRef(gdal_path, _original_layer(gdal_path, layer), label)
+                break
+    if not found and len(candidates) == 1:
+        gdal_path, _, label = candidates[0]
+        found[next(iter(patterns))] = LayerRef(gdal_path, None, label)
+    return found
+
+
+def _original_layer(gdal_path: str, lowered: str | None) -> str | None:
+    if lowered is None:
+        return None
+    for row in pyogrio.list_layers(gdal_path):
+        if str(row[0]).lower() == lowered:
+            return str(row[0])
+    return lowered
+
+
+@dataclass
+class Layer:
+    ref: LayerRef
+    epsg: int
+    fields: dict[str, np.ndarray]  # by the source's column name
+    geometries: np.ndarray  # shapely geometries in the source CRS; None where a row has none
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+    def required(self, *names: str, what: str) -> np.ndarray:
+        """Like :meth:`column`, but a file without the column is refused as a whole."""
+        found = self.column(*names, required=what)
+        assert found is not None
+        return found
+
+    def column(self, *names: str, required: str = "") -> np.ndarray | None:
+        """The first column whose name matches one of ``names`` (any case); refuse the file if required."""
+        by_lower = {name.lower(): name for name in self.fields}
+        for name in names:
+            if name.lower() in by_lower:
+                return self.fields[by_lower[name.lower()]]
+        if required:
+            also = [n for n in names if n != required]
+            spelled = f" (nor {' or '.join(also)})" if also else ""
+            raise SourceError(
+                f"{self.ref.label} has no {required} column{spelled}; its columns are "
+                f"{', '.join(self.fields) or 'none'}. Wrong file or changed schema: nothing was changed."
+            )
+        return None
+
+
+def read_layer(ref: LayerRef) -> Layer:
+    """Read a whole layer into numpy arrays; refuse unreadable files and unknown coordinate systems."""
+    options: dict[str, Any] = {}
+    if ref.path.lower().endswith((".gml", ".xml")):
+        options["WRITE_GFS"] = "NO"  # never leave a .gfs next to the input
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            info = pyogrio.read_info(ref.path, layer=ref.layer, **options)
+            meta, _fids, wkb, values = pyogrio.raw.read(ref.path, layer=ref.layer, **options)
+    except Exception as exc:
+        raise SourceError(
+            f"{ref.label} cannot be read ({_gdal_message(exc)}); it may be truncated or damaged. "
+            "Nothing was changed."
+        ) from exc
+    epsg = identify_crs(info.get("crs"), ref.label)
+    if wkb is None:
+        raise SourceError(f"{ref.label} has no geometry column; nothing was changed.")
+    geometries = shapely.from_wkb(wkb, on_invalid="ignore")
+    fields = {str(name): np.asarray(column) for name, column in zip(meta["fields"], values, strict=True)}
+    return Layer(ref=ref, epsg=epsg, fields=fields, geometries=geometries)
+
+
+def identify_crs(crs: str | None, label: str) -> int:
+    if not crs:
+        raise SourceError(
+            f"{label} does not say its coordinate system (for a shapefile: the .prj file is missing), "
+            "so its coordinates cannot be trusted; nothing was changed."
+        )
+    try:
+        epsg = CRS.from_user_input(crs).to_epsg(min_confidence=60)
+    except Exception:
+        epsg = None
+    if epsg not in ACCEPTED_CRS:
+        accepted = " or ".join(ACCEPTED_CRS.values())
+        raise SourceError(f"{label} is in {crs}, expected {accepted}; nothing was changed.")
+    return int(epsg)
+
+
+def _gdal_message(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+# --- geometries and keys -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def transformer(epsg: int) -> Transformer:
+    """Reused transformer from ``epsg`` to EPSG:31370 (x, y order whatever the CRS's axis order)."""
+    return Transformer.from_crs(epsg, STORAGE_SRID, always_xy=True)
+
+
+def to_storage_crs(geometries: np.ndarray, epsg: int) -> np.ndarray:
+    if epsg == STORAGE_SRID:
+        return geometries
+    tr = transformer(epsg)
+
+    def convert(coords: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geometries, convert)
+
+
+@dataclass
+class Prepared:
+    geometries: np.ndarray  # Polygons or MultiPolygons in EPSG:31370, None for rejected rows
+    rejected: dict[int, str] = field(default_factory=dict)  # row index -> reason
+    repaired: int = 0
+
+
+def prepare_geometries(layer: Layer, what: str = "row") -> Prepared:
+    """EPSG:31370 MultiPolygons, invalid outlines repaired; rows that cannot be used are rejected."""
+    geoms = layer.geometries
+    rejected: dict[int, str] = {}
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    for i in np.flatnonzero(missing):
+        rejected[int(i)] = f"{what} has no geometry"
+    geoms = geoms.copy()
+    geoms[missing] = None
+    geoms = to_storage_crs(geoms, layer.epsg)
+    bounds = shapely.bounds(geoms)
+    xmin, ymin, xmax, ymax = BELGIUM_31370
+    with np.errstate(invalid="ignore"):
+        inside = (
+            (bounds[:, 0] >= xmin) & (bounds[:, 1] >= ymin) & (bounds[:, 2] <= xmax) & (bounds[:, 3] <= ymax)
+        )
+    outside = ~inside & ~missing
+    present = int((~missing).sum())
+    if present and outside.sum() > present / 2:
+        x, y = layer.geometries[np.flatnonzero(outside)[0]].representative_point().coords[0]
+        raise SourceError(
+            f"{int(outside.sum()):,} of {present:,} geometries in {layer.ref.label} fall outside Belgium "
+            "once "
+            f"read as {ACCEPTED_CRS[layer.epsg]} (first at x={x:.6g}, y={y:.6g}). The file is probably in "
+            "another coordinate system than it declares (e.g. WGS84 degrees); nothing was changed."
+        )
+    for i in np.flatnonzero(outside):
+        rejected[int(i)] = f"{what} lies outside Belgium ({ACCEPTED_CRS[layer.epsg]})"
+    geoms[outside] = None
+    invalid = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
+    repaired = int(invalid.sum())
+    if repaired:
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+    # Polygons stay Polygons here (ewkb() writes them as one-part MultiPolygons); anything else, such as
+    # what make_valid returns, keeps its polygon parts.
+    other = ~np.isin(shapely.get_type_id(geoms), [3, 6]) & ~shapely.is_missing(geoms)
+    if other.any():
+        geoms[other] = force_multipolygons(geoms[other])
+    area = shapely.area(geoms)
+    for i in np.flatnonzero(~missing & ~outside & (shapely.is_missing(geoms) | ~(area > 0.0))):
+        rejected[int(i)] = (
+            f"{what} is not a polygon with an area (type {shapely.get_type_id(layer.geometries[i])})"
+        )
+    if rejected:
+        geoms[list(rejected)] = None
+    return Prepared(geometries=geoms, rejected=rejected, repaired=repaired)
+
+
+def force_multipolygons(
+    geoms: np.ndarray, groups: np.ndarray | None = None, size: int | None = None
+) -> np.ndarray:
+    """The polygon parts of each geometry (or of each group of rows) as one MultiPolygon; None if none."""
+    if groups is None and (shapely.get_type_id(geoms) == 6).all():
+        return geoms.copy()  # already MultiPolygons
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    polygon = shapely.get_type_id(parts) == 3
+    parts, index = parts[polygon], index[polygon]
+    if groups is not None:
+        index = groups[index]
+    n = len(geoms) if size is None else size
+    out = np.full(n, None, dtype=object)
+    if len(parts):
+        shapely.multipolygons(parts, indices=index, out=out)
+    return out
+
+
+def check_capakeys(values: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+    """Canonical CaPaKeys (vectorised for the canonical ones); the rows that are not CaPaKeys, with why."""
+    match = CANONICAL.match
+    out = np.array([v.strip() if isinstance(v, str) else "" for v in values.tolist()], dtype=object)
+    canonical = np.array([match(v) is not None for v in out.tolist()], dtype=bool)
+    rejected: dict[int, str] = {}
+    for i in np.flatnonzero(~canonical):
+        try:
+            out[i] = normalise_capakey(out[i])
+        except InvalidCapaKey as exc:
+            rejected[int(i)] = str(exc)
+            out[i] = None
+    return out, rejected
+
+
+def to_dates(values: np.ndarray | None, n: int, *, dayfirst: bool = False) -> np.ndarray:
+    """Dates (``datetime.date``, None when unknown) from datetime64 or text such as 15/01/2024 or
+    2024-01-15. A file has few distinct dates: each is parsed once."""
+    if values is None:
+        return np.full(n, None, dtype=object)
+    codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
+    if np.issubdtype(np.asarray(values).dtype, np.datetime64):
+        parsed = pd.to_datetime(pd.Series(uniques), errors="coerce")
+    else:
+        text = pd.Series(uniques, dtype=object).astype(str).str.strip()
+        parsed = pd.to_datetime(text, errors="coerce", dayfirst=dayfirst, format="mixed")
+    dates = np.array([None if pd.isna(d) else d.date() for d in parsed] + [None], dtype=object)
+    return dates[codes]  # the sentinel -1 picks the trailing None
+
+
+def as_text(values: np.ndarray | None, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, "", dtype=object)
+    series = pd.Series(values, dtype=object)
+    text = series.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    if np.issubdtype(np.asarray(values).dtype, np.floating):
+        text = text.str.removesuffix(".0")
+    return text.str.strip().to_numpy(dtype=object)
+
+
+# --- staging and swapping ----------------------------------------------------------------------------
+
+
+def copy_binary(table: str, columns: dict[str, str], data: dict[str, Any], size: int) -> int:
+    """COPY columns into ``table`` (our own identifier) in binary format: no text parsing on either side.
+
+    ``columns`` maps a column to the type psycopg sends (``bytea`` for EWKB geometries, which PostGIS
+    reads with its binary input); ``data`` maps it to a sequence or to one value for every row.
+    """
+    if not size:
+        return 0
+    names = list(columns)
+    series = [data[c].tolist() if isinstance(data[c], np.ndarray) else [data[c]] * size for c in names]
+    cols = ", ".join(f'"{c}"' for c in names)
+    sql = f'COPY "{table}" ({cols}) FROM STDIN (FORMAT BINARY)'
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        copy.set_types([columns[c] for c in names])
+        for row in zip(*series, strict=True):
+            copy.write_row(row)
+    return size
+
+
+_MULTI_HEADER = b"\x01" + (0x20000006).to_bytes(4, "little") + STORAGE_SRID.to_bytes(4, "little")
+
+
+def ewkb(geometries: np.ndarray) -> np.ndarray:
+    """MultiPolygon EWKB (little-endian, storage SRID), as PostGIS reads it in a binary COPY.
+
+    A Polygon becomes a one-part MultiPolygon by prefixing its WKB with the MultiPolygon header and a
+    part count of 1, much cheaper than building MultiPolygon objects.
+    """
+    with_srid = shapely.set_srid(geometries, STORAGE_SRID)
+    polygon = shapely.get_type_id(geometries) == 3
+    out = np.asarray(
+        shapely.to_wkb(with_srid, output_dimension=2, include_srid=True, byte_order=1), dtype=object
+    )
+    if polygon.any():
+        one = _MULTI_HEADER + (1).to_bytes(4, "little")
+        plain = shapely.to_wkb(geometries[polygon], output_dimension=2, include_srid=False, byte_order=1)
+        out[polygon] = [one + part for part in plain.tolist()]
+    return out
+
+
+@dataclass
+class ParcelRows:
+    """Validated parcels, one per CaPaKey, geometries in EPSG:31370."""
+
+    capakeys: np.ndarray
+    geometries: np.ndarray
+    parcel_type: np.ndarray
+    source_updated: np.ndarray
+    source_id: np.ndarray
+    nis: np.ndarray  # NIS code of the municipality if the source states it, else ""
+
+    def divisions(self) -> list[str]:
+        return sorted({str(k)[:5] for k in self.capakeys})
+
+
+def merge_duplicates(rows: ParcelRows) -> tuple[ParcelRows, int]:
+    """One row per CaPaKey: the parts of a parcel drawn as several features become one MultiPolygon."""
+    codes, uniques = pd.factorize(pd.Series(rows.capakeys, dtype=object))
+    if len(uniques) == len(codes):
+        return rows, 0
+    first = np.unique(codes, return_index=True)[1]
+    merged = force_multipolygons(rows.geometries, groups=codes, size=len(uniques))
+    invalid = ~shapely.is_valid(merged)
+    if invalid.any():
+        merged[invalid] = force_multipolygons(shapely.make_valid(merged[invalid]))
+    out = ParcelRows(
+        capakeys=np.asarray(uniques, dtype=object),
+        geometries=merged,
+        parcel_type=rows.parcel_type[first],
+        source_updated=rows.source_updated[first],
+        source_id=rows.source_id[first],
+        nis=rows.nis[first],
+    )
+    return out, len(codes) - len(uniques)
+
+
+PARCEL_COLUMNS = [
+    "capakey",
+    "geometry",
+    "area_m2",
+    "municipality_id",
+    "parcel_type",
+    "source",
+    "source_updated",
+    "source_id",
+]
+
+
+def swap_parcels(rows: ParcelRows, *, source: str, scope: str, scope_params: Sequence[Any]) -> SwapCounts:
+    """Make the ``source`` parcels within ``scope`` (SQL on opendata_parcel) equal to ``rows``.
+
+    Call inside ``transaction.atomic()``. Municipalities come from the NIS code where that municipality
+    exists, else from the current municipality boundary holding the parcel.
+    """
+    stage = stage_create("parcel", PARCEL_COLUMNS, like=PARCEL_TABLE)
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{stage}" ADD COLUMN nis varchar(5)')
+    size = len(rows.capakeys)
+    copy_binary(
+        stage,
+        {
+            "capakey": "text",
+            "geometry": "bytea",
+            "area_m2": "float8",
+            "parcel_type": "text",
+            "source": "text",
+            "source_updated": "date",
+            "source_id": "text",
+            "nis": "text",
+        },
+        {
+            "capakey": rows.capakeys,
+            "geometry": ewkb(rows.geometries),
+            "area_m2": np.round(shapely.area(rows.geometries), 2),
+            "parcel_type": rows.parcel_type,
+            "source": source,
+            "source_updated": rows.source_updated,
+            "source_id": rows.source_id,
+            "nis": rows.nis,
+        },
+        size,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{stage}"')  # keys are unique already (merge_duplicates)
+        if any(rows.nis):
+            cursor.execute(
+                f'UPDATE "{stage}" s SET municipality_id = m.id FROM opendata_municipality m '  # noqa: S608
+                "WHERE s.nis <> '' AND m.nis_code = s.nis"
+            )
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM opendata_municipality WHERE geometry IS NOT NULL)")
+        if cursor.fetchone()[0]:
+            cursor.execute(
+                f'UPDATE "{stage}" s SET municipality_id = ('  # noqa: S608
+                "SELECT m.id FROM opendata_municipality m WHERE m.valid_to IS NULL "
+                "AND m.geometry && s.geometry AND ST_Intersects(m.geometry, ST_PointOnSurface(s.geometry)) "
+                "ORDER BY m.valid_from DESC LIMIT 1) WHERE s.municipality_id IS NULL"
+            )
+    deleted = delete_missing_parcels(stage, scope=scope, scope_params=scope_params)
+    with bulk_indexes(PARCEL_TABLE, size):
+        counts = staged_swap(
+            target=PARCEL_TABLE, stage=stage, key=["capakey"], columns=PARCEL_COLUMNS, delete_missing=False
+        )
+    counts.deleted = deleted
+    if counts.updated:  # inserted rows got now() from the column default; staged_swap lists updated first
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {PARCEL_TABLE} SET loaded_at = now() WHERE id = ANY(%s)",  # noqa: S608
+                [counts.touched_ids[: counts.updated]],
+            )
+    return counts
+
+
+BULK_ROWS = 100_000  # a load this large into a table not much larger rebuilds the secondary indexes
+
+
+@contextlib.contextmanager
+def bulk_indexes(table: str, incoming: int) -> Iterator[None]:
+    """For a bulk load, drop ``table``'s secondary indexes and build them again afterwards.
+
+    Inserting hundreds of thousands of rows one index entry at a time (GiST above all) costs several
+    times what building the index once does, as ogr2ogr does for a new table. Primary key and unique
+    indexes stay: the swap matches on them. Inside the load's transaction, so a failure restores the
+    indexes; readers of the table wait for the commit (DROP INDEX locks it), hence only for loads of at
+    least BULK_ROWS rows and more than half the rows the table has.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [table]
+        )
+        existing = cursor.fetchone()[0]
+        if incoming < BULK_ROWS or incoming < existing / 2:
+            yield
+            return
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND NOT i.indisunique",
+            [table],
+        )
+        indexes = cursor.fetchall()
+        for name, _definition in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
+    yield
+    with connection.cursor() as cursor:
+        # CREATE INDEX refuses to run while deferred foreign-key checks are pending: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for _name, definition in indexes:
+            cursor.execute(definition)
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def delete_missing_parcels(stage: str, *, scope: str, scope_params: Sequence[Any]) -> int:
+    """Delete, through the ORM (so links from other tables are cleared or cascade), the parcels within
+    ``scope`` whose CaPaKey the stage no longer has."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.id FROM {PARCEL_TABLE} t WHERE ({scope}) AND NOT EXISTS "  # noqa: S608
+            f'(SELECT 1 FROM "{stage}" s WHERE s.capakey = t.capakey)',
+            list(scope_params),
+        )
+        doomed = [row[0] for row in cursor.fetchall()]
+    if doomed:
+        Parcel.objects.filter(pk__in=doomed).delete()
+    return len(doomed)
+
+
+@dataclass
+class BuildingRows:
+    source_ids: np.ndarray
+    geometries: np.ndarray  # MultiPolygons in EPSG:31370
+    kind: np.ndarray
+
+
+BUILDING_COLUMNS = ["footprint", "building_type", "parcel_id", "source", "source_id", "kind"]
+
+
+@dataclass
+class BuildingSwap:
+    counts: SwapCounts
+    touched_parcels: set[int]
+    types: dict[str, int]
+
+
+def swap_buildings(
+    rows: BuildingRows, *, source: str, parcel_scope: str | None, scope_params: Sequence[Any]
+) -> BuildingSwap:
+    """Make the ``source`` buildings of the parcels within ``parcel_scope`` equal to ``rows``.
+
+    Without a parcel scope, the ``source`` buildings within the bounding box of ``rows`` are replaced.
+
+    Each building is linked to the parcel holding most of its footprint and typed from the walls it
+    shares with the other buildings of the input. Call after the parcels are in, inside the same
+    ``transaction.atomic()``.
+    """
+    stage = stage_create("building", BUILDING_COLUMNS, like=BUILDING_TABLE)
+    copy_binary(
+        stage,
+        {
+            "footprint": "bytea",
+            "building_type": "text",
+            "source": "text",
+            "source_id": "text",
+            "kind": "text",
+        },
+        {
+            "footprint": ewkb(rows.geometries),
+            "building_type": "unknown",
+            "source": source,
+            "source_id": rows.source_ids,
+            "kind": rows.kind,
+        },
+        len(rows.source_ids),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE UNIQUE INDEX ON "{stage}" (source_id)')
+        cursor.execute(f'CREATE INDEX ON "{stage}" USING gist (footprint)')
+        cursor.execute(f'ANALYZE "{stage}"')
+        link_parcels(cursor, stage)
+        type_from_shared_walls(cursor, stage)
+        cursor.execute(f'SELECT building_type, count(*) FROM "{stage}" GROUP BY 1')  # noqa: S608
+        types = {str(t): int(n) for t, n in cursor.fetchall()}
+        extent = f'footprint && (SELECT ST_Extent(footprint) FROM "{stage}")'  # noqa: S608
+        if parcel_scope is None:
+            scope = f"source = %s AND {extent}"
+        else:
+            scope = (
+                f"source = %s AND (parcel_id IN (SELECT id FROM {PARCEL_TABLE} WHERE {parcel_scope}) "  # noqa: S608
+                f"OR (parcel_id IS NULL AND {extent}))"
+            )
+        params = [source, *scope_params]
+        # Parcels whose buildings change: those of buildings that go or change, found before the swap.
+        cursor.execute(
+            f"SELECT DISTINCT t.parcel_id FROM {BUILDING_TABLE} t "  # noqa: S608
+            f"WHERE ({scope}) AND t.parcel_id IS NOT NULL "
+            f'AND NOT EXISTS (SELECT 1 FROM "{stage}" s WHERE s.source_id = t.source_id '
+            "AND s.footprint = t.footprint AND s.parcel_id IS NOT DISTINCT FROM t.parcel_id "
+            "AND s.building_type = t.building_type)",
+            params,
+        )
+        touched = {row[0] for row in cursor.fetchall()}
+    counts = staged_swap(
+        target=BUILDING_TABLE,
+        stage=stage,
+        key=["source", "source_id"],
+        columns=BUILDING_COLUMNS,
+        scope=scope,
+        scope_params=params,
+    )
+    if counts.touched_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT parcel_id FROM {BUILDING_TABLE} "  # noqa: S608
+                "WHERE id = ANY(%s) AND parcel_id IS NOT NULL",
+                [counts.touched_ids],
+            )
+            touched.update(row[0] for row in cursor.fetchall())
+    return BuildingSwap(counts=counts, touched_parcels=touched, types=types)
+
+
+def link_parcels(cursor: Any, stage: str) -> None:
+    """Set each staged building's parcel to the one holding most of its footprint (one set-based query)."""
+    cursor.execute(
+        f'UPDATE "{stage}" s SET parcel_id = best.parcel_id FROM ('  # noqa: S608
+        "SELECT DISTINCT ON (b.source_id) b.source_id, p.id AS parcel_id "
+        f'FROM "{stage}" b JOIN {PARCEL_TABLE} p ON p.geometry && b.footprint '
+        "AND ST_Intersects(p.geometry, b.footprint) "
+        "ORDER BY b.source_id, ST_Area(ST_Intersection(p.geometry, b.footprint)) DESC, p.id"
+        ") best WHERE best.source_id = s.source_id"
+    )
+
+
+def type_from_shared_walls(cursor: Any, stage: str) -> None:
+    """open / half_open / closed from how many staged buildings each shares a wall with.
+
+    Two footprints share a wall when their outlines run together, within WALL_TOLERANCE_M, for more than
+    TOUCH_M (the demo's rule: neighbouring walls are collinear only up to rounding).
+    """
+    cursor.execute(
+        f'UPDATE "{stage}" s SET building_type = CASE coalesce(w.walls, 0) '  # noqa: S608
+        "WHEN 0 THEN 'open' WHEN 1 THEN 'half_open' ELSE 'closed' END FROM ("
+        f'SELECT a.source_id, count(n.source_id) AS walls FROM "{stage}" a LEFT JOIN LATERAL ('
+        f'SELECT b.source_id FROM "{stage}" b WHERE b.source_id <> a.source_id '
+        "AND ST_DWithin(a.footprint, b.footprint, %s) AND ST_Length(ST_Intersection("
+        "ST_Buffer(ST_Boundary(a.footprint), %s), ST_Boundary(b.footprint))) > %s"
+        ") n ON TRUE GROUP BY a.source_id) w WHERE w.source_id = s.source_id",
+        [WALL_TOLERANCE_M, WALL_TOLERANCE_M, TOUCH_M],
+    )
+
+
+def rejections_of(rejected: dict[int, str], ids: np.ndarray | None = None) -> list[Rejection]:
+    """Rejections numbered as a person counts features (1-based), with the source id when there is one."""
+    out = []
+    for i in sorted(rejected):
+        ident = str(ids[i]) if ids is not None and ids[i] not in (None, "") else ""
+        row: int | str = f"{i + 1} ({ident})" if ident else i + 1
+        out.append(Rejection(row, rejected[i]))
+    return out
+
+
+NIS_IN_NAME = re.compile(r"(?:^|[^0-9])(\d{5})_")

@@ -1,0 +1,3 @@
+"""Statbel connectors: statistical sectors, population, fiscal income (one module each)."""
+
+from opendata.connectors.statbel import income, population, sectors  # noqa: F401
