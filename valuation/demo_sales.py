@@ -331,7 +331,20 @@ class DemoSales:
 def demo_load(
     *, seed: int = 2026, force: bool = False, progress_stream: IO[str] | None = None
 ) -> DemoLoadResult:
-    """Generate the demo region and its sales and load both in one transaction, unless already loaded."""
+    """Generate the demo region and its sales and load both in one transaction, unless already loaded;
+    then compute the open-data features of the demo parcels that have none yet (about a second)."""
+    from features.compute import parcel_features_refresh
+    from features.models import ParcelFeatures
+    from opendata.models import Parcel
+
     region = generate_region(seed)
     sales = DemoSales(generate_sales(region))
-    return demo_region_load(region=region, dependants=[sales], force=force, progress_stream=progress_stream)
+    result = demo_region_load(region=region, dependants=[sales], force=force, progress_stream=progress_stream)
+    missing = list(
+        Parcel.objects.filter(source=SOURCE)
+        .exclude(pk__in=ParcelFeatures.objects.values("parcel_id"))
+        .values_list("pk", flat=True)
+    )
+    if missing:
+        parcel_features_refresh(missing, stream=progress_stream)
+    return result

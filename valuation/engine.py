@@ -20,11 +20,13 @@ from django.db import connection
 
 from features import registry
 from features.registry import COMPARABLES_K
+from features.store import parcel_features_frame
 from opendata.models import Municipality
-from valuation import market
+from valuation import market, neighbours
 from valuation.locate import Subject
 from valuation.ml.bundle import TIME_TERM, Bundle
-from valuation.models import SALE_FACTS, ModelStatus, ModelVersion, Sale
+from valuation.models import SALE_FACTS, ModelStatus, ModelVersion
+from valuation.parallel import parallel_chunks
 from valuation.sales_data import GRID_CELL_M, sales_snapshot
 
 POOL_RADIUS_M = 1000.0
@@ -180,7 +182,10 @@ def _target_frame(targets: list[Target], facts: list[dict[str, dict[str, Any]]])
     for name in FACT_NAMES[1:]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
     frame["property_type"] = frame["property_type"].astype(str)
-    return frame
+    # The open-data features of each property's parcel, as stored for the sales the model learnt from.
+    ids = [t.subject.parcel.pk if t.subject.parcel is not None else None for t in targets]
+    open_data = parcel_features_frame(ids).reindex(pd.Index([-1 if i is None else i for i in ids]))
+    return pd.concat([frame, open_data.reset_index(drop=True)], axis=1)
 
 
 def _check_facts(frame: pd.DataFrame, bundle: Bundle) -> list[str | None]:
@@ -211,25 +216,122 @@ def value_targets(targets: list[Target]) -> tuple[ModelVersion, list[dict[str, A
     if not ok:
         return version, results
     rows = frame.iloc[ok].reset_index(drop=True)
+    # The current sales, checked against the database once for the whole batch, and what every part
+    # of the batch reads built now, once (forked workers then share it); the computation below never
+    # queries the database.
     snapshot = sales_snapshot()
-    near = [
-        snapshot.near(
-            row.x,
-            row.y,
-            market.DISTRIBUTION_RADIUS_M,
-            before_day=int(np.datetime64(row.sale_date, "D").astype(np.int64)),
-            property_type=str(row.property_type),
-        )
-        for row in rows.itertuples()
-    ]
-    pool = _pool(rows, version, bundle, full=min(len(s) for s in near) < COMPARABLES_K)
-    # A batch uses both cores; a single valuation stays on one (the web server runs several at once).
-    with bundle.threads(2 if len(rows) >= 100 else 1):
-        valued = bundle.value(rows, pool)
-    for k, i in enumerate(ok):
-        results[i] = _result(targets[i], facts[i], rows.iloc[k], valued, k, version, bundle, near[k])
+    snapshot.indexed_frame(version.pk, bundle.index_pool)
+    snapshot.grid()
+    snapshot.display_columns()
+    _ = version.price_index
+    work = [(targets[i], facts[i]) for i in ok]
+    for i, result in zip(ok, parallel_chunks(_compute, rows, work, version, bundle), strict=True):
+        results[i] = result
     _add_comparable_addresses([r for r in results if isinstance(r, dict)])
     return version, results
+
+
+def _compute(
+    rows: pd.DataFrame,
+    work: list[tuple[Target, dict[str, dict[str, Any]]]],
+    version: ModelVersion,
+    bundle: Bundle,
+    threads: int,
+) -> list[dict[str, Any]]:
+    """Value ``rows`` (no database access: safe in a forked process)."""
+    snapshot = sales_snapshot(check=False)
+    found = _neighbourhoods(rows, snapshot, bundle, version)
+    pool = _pool(rows, version, bundle, full=int(found.count.min()) < COMPARABLES_K)
+    with bundle.threads(threads):
+        valued = bundle.value(rows, pool)
+    feature_rows = _feature_records(valued.features)
+    lon, lat = to_wgs84(rows["x"].to_numpy(), rows["y"].to_numpy())
+    all_comparables = np.concatenate([np.zeros(0, np.int64), *found.comparables])
+    c_lon, c_lat = to_wgs84(snapshot.x[all_comparables], snapshot.y[all_comparables])
+    out = []
+    at = 0
+    for k, (target, facts) in enumerate(work):
+        n = found.comparables[k].size
+        place = (float(lon[k]), float(lat[k]), c_lon[at : at + n], c_lat[at : at + n])
+        at += n
+        out.append(_result(target, facts, valued, k, version, bundle, found, feature_rows[k], place))
+    return out
+
+
+def _add_comparable_addresses(results: list[dict[str, Any]]) -> None:
+    ids = list({c["sale_id"] for r in results for c in r["comparables"]})
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("select id, address from valuation_sale where id = any(%s) and address <> ''", [ids])
+        addresses = dict(cursor.fetchall())
+    for result in results:
+        for comparable in result["comparables"]:
+            comparable["address"] = addresses.get(comparable["sale_id"], "")
+
+
+def _feature_records(features: pd.DataFrame) -> list[dict[str, Any]]:
+    """The feature values of each row as plain Python values (JSON-ready), without pandas per row."""
+    columns = {name: features[name].to_numpy() for name in features.columns}
+    n = len(features)
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name, values in columns.items():
+        converted = [_jsonable(v) for v in values.tolist()] if values.dtype != object else None
+        for k in range(n):
+            out[k][name] = converted[k] if converted is not None else _jsonable(values[k])
+    return out
+
+
+def _neighbourhoods(
+    rows: pd.DataFrame, snapshot: Any, bundle: Bundle, version: ModelVersion
+) -> neighbours.Neighbourhood:
+    """Distribution counts and comparables of every row (earlier same-type sales within 1 km)."""
+
+    def bands_at(tday: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        days, row = np.unique(tday, return_inverse=True)
+        table = np.stack([_sale_bands(snapshot, bundle, version, int(d)) for d in days.tolist()])
+        return table, row.astype(np.int64)
+
+    return neighbours.neighbourhoods(
+        grid=snapshot.grid(),
+        x=snapshot.x,
+        y=snapshot.y,
+        living_area=snapshot.living_area,
+        tx=rows["x"].to_numpy(dtype=np.float64),
+        ty=rows["y"].to_numpy(dtype=np.float64),
+        tday=_days(rows["sale_date"]),
+        ttype=rows["property_type"].astype(str).to_numpy(),
+        tarea=rows["living_area_m2"].to_numpy(dtype=np.float64),
+        bands_at=bands_at,
+    )
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    return dates.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def _sale_gap(snapshot: Any, bundle: Bundle, version: ModelVersion, day: int) -> np.ndarray:
+    """Log index change of every sale from its sale date to ``day`` (in its own region)."""
+
+    def compute(snap: Any) -> np.ndarray:
+        sale_level = snap.cached(
+            ("level", version.pk),
+            lambda s: bundle.index.level(s.frame["sale_date"], s.region if bundle.region_column else None),
+        )
+        when = np.datetime64(day, "D")
+        if bundle.region_column:
+            names = snap.region_names
+            return bundle.index.level(np.repeat(when, names.size), names)[snap.region_code] - sale_level
+        return bundle.index.level(np.array([when]))[0] - sale_level
+
+    return snapshot.per_day(("gap", version.pk, day), compute)
+
+
+def _sale_bands(snapshot: Any, bundle: Bundle, version: ModelVersion, day: int) -> np.ndarray:
+    return snapshot.per_day(
+        ("bands", version.pk, day),
+        lambda snap: neighbours.sale_bands(day, snap.day, snap.price, _sale_gap(snap, bundle, version, day)),
+    )
 
 
 def _pool(rows: pd.DataFrame, version: ModelVersion, bundle: Bundle, *, full: bool) -> pd.DataFrame:
@@ -240,21 +342,11 @@ def _pool(rows: pd.DataFrame, version: ModelVersion, bundle: Bundle, *, full: bo
     type within 1 km. Where one has fewer (a sparse area), all sales are the pool, so the features
     are exactly those training computed.
     """
-    snapshot = sales_snapshot()
+    snapshot = sales_snapshot(check=False)
     indexed = snapshot.indexed_frame(version.pk, bundle.index_pool)
     if full:
         return indexed
     return indexed.iloc[snapshot.around(rows[["x", "y"]].to_numpy(), POOL_RADIUS_M)]
-
-
-def _add_comparable_addresses(results: list[dict[str, Any]]) -> None:
-    ids = {c["sale_id"] for r in results for c in r["comparables"]}
-    if not ids:
-        return
-    addresses = dict(Sale.objects.filter(pk__in=ids).values_list("pk", "address"))
-    for result in results:
-        for comparable in result["comparables"]:
-            comparable["address"] = addresses.get(comparable["sale_id"], "")
 
 
 def _round(value: float, unit: int = 1000) -> int:
@@ -264,34 +356,36 @@ def _round(value: float, unit: int = 1000) -> int:
 def _result(
     target: Target,
     facts: dict[str, dict[str, Any]],
-    row: pd.Series,
     valued: Any,
     k: int,
     version: ModelVersion,
     bundle: Bundle,
-    near: np.ndarray,
+    found: neighbours.Neighbourhood,
+    values: dict[str, Any],
+    place: tuple[float, float, np.ndarray, np.ndarray],
 ) -> dict[str, Any]:
     explanation = valued.explanations[k]
     price = explanation.price
+    day = int(np.datetime64(target.valuation_date, "D").astype(np.int64))
+    gap = _sale_gap(sales_snapshot(check=False), bundle, version, day)
     low = min(_round(valued.low[k]), price)
     high = max(_round(valued.high[k]), price)
-    neighbours = _neighbours(target, row, bundle, version, price, near)
-    values = valued.features.iloc[k].to_dict()
+    values = dict(values)
     values[TIME_TERM] = round(float(valued.time_factor[k]), 4)
     contributions = [
-        {"feature": name, "value": _jsonable(values[name]), "contribution_eur": amount}
+        {"feature": name, "value": values[name], "contribution_eur": amount}
         for name, amount in explanation.contributions.items()
     ]
     contributions.sort(key=lambda c: -abs(c["contribution_eur"]))
     subject = target.subject
-    lon, lat = to_wgs84([subject.point.x], [subject.point.y])
+    lon, lat, c_lon, c_lat = place
     return {
         "subject": {
             "label": subject.label,
             "capakey": subject.parcel.capakey if subject.parcel else None,
             "address_id": subject.address.pk if subject.address else None,
-            "longitude": round(float(lon[0]), 7),
-            "latitude": round(float(lat[0]), 7),
+            "longitude": round(lon, 7),
+            "latitude": round(lat, 7),
             "notes": subject.notes,
         },
         "valuation_date": target.valuation_date.isoformat(),
@@ -301,11 +395,45 @@ def _result(
         "high_eur": high,
         "coverage": bundle.coverage,
         "explanation": {"base_eur": explanation.base, "contributions": contributions},
-        "distribution": neighbours["distribution"],
-        "comparables": neighbours["comparables"],
+        "distribution": market.distribution_from_counts(found.band_counts[k], price=price),
+        "comparables": _comparables(found, k, c_lon, c_lat, gap),
         "model_version": version.version,
         "price_index": version.price_index.label if version.price_index else None,
     }
+
+
+def _comparables(
+    found: neighbours.Neighbourhood, k: int, lons: np.ndarray, lats: np.ndarray, gap: np.ndarray
+) -> list[dict[str, Any]]:
+    snapshot = sales_snapshot(check=False)
+    shown = snapshot.display_columns()
+    positions = found.comparables[k]
+    indexed = (snapshot.price[positions] * np.exp(gap[positions])).tolist()
+    rows = zip(
+        positions.tolist(),
+        indexed,
+        found.comparable_distance[k].tolist(),
+        lons.tolist(),
+        lats.tolist(),
+        strict=True,
+    )
+    return [
+        {
+            "rank": rank,
+            "sale_id": shown["sale_id"][j],
+            "sale_date": shown["sale_date"][j],
+            "property_type": shown["property_type"][j],
+            "living_area_m2": shown["living_area_m2"][j],
+            "land_area_m2": shown["land_area_m2"][j],
+            "price_eur": shown["price_eur"][j],
+            "indexed_price_eur": round(value),
+            "distance_m": round(metres),
+            "address": "",
+            "longitude": round(lon, 7),
+            "latitude": round(lat, 7),
+        }
+        for rank, (j, value, metres, lon, lat) in enumerate(rows, start=1)
+    ]
 
 
 def _jsonable(value: Any) -> Any:
@@ -314,70 +442,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (np.integer,)):
         return int(value)
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-
-
-def _neighbours(
-    target: Target, row: pd.Series, bundle: Bundle, version: ModelVersion, price: int, sel: np.ndarray
-) -> dict[str, Any]:
-    """The 1 km distribution and the comparables (``sel``: the earlier same-type sales within 1 km)."""
-    here = {
-        "x": float(row["x"]),
-        "y": float(row["y"]),
-        "living_area_m2": row["living_area_m2"],
-        "property_type": str(row["property_type"]),
-    }
-    snapshot = sales_snapshot(check=False)
-    when = np.datetime64(target.valuation_date, "D")
-    if sel.size == 0:
-        return {"distribution": market.price_distribution([], price=price), "comparables": []}
-    sale_level = snapshot.cached(
-        ("level", version.pk),
-        lambda snap: bundle.index.level(
-            snap.frame["sale_date"], snap.region if bundle.region_column else None
-        ),
-    )[sel]
-    if bundle.region_column:
-        # The index level at the valuation date of each sale's region (few regions: one call each).
-        codes, inverse = np.unique(snapshot.region_code[sel], return_inverse=True)
-        names = snapshot.region_names[codes]
-        target_level = bundle.index.level(np.repeat(when, names.size), names)[inverse]
-    else:
-        target_level = bundle.index.level(np.array([when]))[np.zeros(sel.size, dtype=np.int64)]
-    indexed = snapshot.price[sel] * np.exp(target_level - sale_level)
-    x, y = snapshot.x[sel], snapshot.y[sel]
-    order = market.comparable_order(
-        market.ComparableQuery(
-            x=here["x"],
-            y=here["y"],
-            living_area_m2=here["living_area_m2"],
-            property_type=here["property_type"],
-        ),
-        x=x,
-        y=y,
-        living_area=snapshot.living_area[sel],
-        property_type=snapshot.property_type[sel],
-    )
-    lons, lats = to_wgs84(x[order], y[order])
-    comparables = []
-    for rank, (j, lon, lat) in enumerate(zip(order, lons, lats, strict=True), start=1):
-        k = sel[j]
-        comparables.append(
-            {
-                "rank": rank,
-                "sale_id": int(snapshot.ids[k]),
-                "sale_date": str(np.datetime64(int(snapshot.day[k]), "D")),
-                "property_type": str(snapshot.property_type[k]),
-                "living_area_m2": _jsonable(snapshot.living_area[k]),
-                "land_area_m2": _jsonable(snapshot.land_area[k]),
-                "price_eur": round(float(snapshot.price[k])),
-                "indexed_price_eur": round(float(indexed[j])),
-                "distance_m": round(float(np.hypot(x[j] - here["x"], y[j] - here["y"]))),
-                "address": "",
-                "longitude": round(float(lon), 7),
-                "latitude": round(float(lat), 7),
-            }
-        )
-    return {"distribution": market.price_distribution(indexed, price=price), "comparables": comparables}
 
 
 def feature_label(name: str, language: str) -> str:

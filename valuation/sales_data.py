@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -19,37 +20,45 @@ import pandas as pd
 from django.db import connection
 from scipy.spatial import cKDTree
 
+from features.store import OPEN_DATA_CATEGORICAL, OPEN_DATA_FEATURES
+
 GRID_CELL_M = 10_000
 
 
-def _sales_sql(where: str) -> str:
+def _sales_sql(where: str, *, open_data: bool) -> str:
     # Region of the price index: the municipality of the sale's parcel, else a 10 km grid cell.
     # ``where`` is composed by our own code from fixed clauses; values always travel as parameters.
+    # ``open_data``: also the open-data features of the sale's parcel (features_parcelfeatures).
+    extra = "".join(f", pf.{name}" for name in OPEN_DATA_FEATURES) if open_data else ""
+    join = "left join features_parcelfeatures pf on pf.parcel_id = s.parcel_id" if open_data else ""
     return f"""
         select s.id, s.source, s.sale_date, s.price_eur::float8, s.property_type, s.living_area_m2,
                s.land_area_m2, s.rooms, s.bedrooms, s.year_built, s.epc_kwh_m2,
                st_x(s.point) as x, st_y(s.point) as y,
                coalesce(m.nis_code, 'cell:' || floor(st_x(s.point) / {GRID_CELL_M})::int || ':'
-                        || floor(st_y(s.point) / {GRID_CELL_M})::int) as region
+                        || floor(st_y(s.point) / {GRID_CELL_M})::int) as region{extra}
         from valuation_sale s
         left join opendata_parcel p on p.id = s.parcel_id
         left join opendata_municipality m on m.id = p.municipality_id
+        {join}
         {where}
         order by s.sale_date, s.id
     """  # noqa: S608
 
 
 def sales_frame(
-    *, source: str | None = None, where: str = "", params: list[Any] | None = None
+    *, source: str | None = None, where: str = "", params: list[Any] | None = None, open_data: bool = True
 ) -> pd.DataFrame:
-    """The sales as a DataFrame (COPY out of PostGIS: about a second per million rows)."""
+    """The sales as a DataFrame (COPY out of PostGIS: about a second per million rows), with the
+    open-data features of their parcels unless ``open_data`` is False (the serving snapshot, whose
+    sales only serve as neighbours, does not need them)."""
     clauses, args = [], list(params or [])
     if source:
         clauses.append("s.source = %s")
         args.append(source)
     if where:
         clauses.append(where)
-    sql = _sales_sql(("where " + " and ".join(clauses)) if clauses else "")
+    sql = _sales_sql(("where " + " and ".join(clauses)) if clauses else "", open_data=open_data)
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
         raw = cursor.cursor
@@ -58,7 +67,10 @@ def sales_frame(
             for block in copy:
                 buffer.write(block)
     buffer.seek(0)
-    frame = pd.read_csv(buffer, dtype={"region": str, "source": str, "property_type": str})
+    text = {"region": str, "source": str, "property_type": str}
+    if open_data:
+        text.update(dict.fromkeys(OPEN_DATA_CATEGORICAL, str))
+    frame = pd.read_csv(buffer, dtype=text)
     frame["sale_date"] = pd.to_datetime(frame["sale_date"])
     return frame
 
@@ -99,6 +111,9 @@ class SalesSnapshot:
         self.tree = cKDTree(np.column_stack([self.x, self.y])) if len(f) else None
         self._cache: dict[Any, np.ndarray] = {}
         self._frames: dict[Any, pd.DataFrame] = {}
+        self._grid: Any = None
+        self._per_day: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._display: dict[str, list[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -114,18 +129,47 @@ class SalesSnapshot:
         (x0, y0), (x1, y1) = xy.min(axis=0) - radius_m, xy.max(axis=0) + radius_m
         return np.flatnonzero((self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1))
 
-    def near(self, x: float, y: float, radius_m: float, *, before_day: int, property_type: str) -> np.ndarray:
-        """Positions of the sales of ``property_type`` within ``radius_m``, dated before ``before_day``."""
-        if self.tree is None:
-            return np.zeros(0, dtype=np.int64)
-        idx = np.asarray(self.tree.query_ball_point((x, y), r=radius_m), dtype=np.int64)
-        return np.sort(idx[(self.day[idx] < before_day) & (self.property_type[idx] == property_type)])
+    def grid(self) -> Any:
+        """The sales grid of :mod:`valuation.neighbours`, built once per snapshot."""
+        from valuation.neighbours import Grid
+
+        if self._grid is None:
+            self._grid = Grid.build(self.x, self.y, self.property_type)
+        return self._grid
 
     def indexed_frame(self, key: Any, index_pool: Any) -> pd.DataFrame:
         """The sales with their indexed prices for one model (``Bundle.index_pool``), once per snapshot."""
         if ("frame", key) not in self._frames:
             self._frames[("frame", key)] = index_pool(self.frame)
         return self._frames[("frame", key)]
+
+    def per_day(self, key: Any, compute: Any, *, keep: int = 16) -> np.ndarray:
+        """Like :meth:`cached` for arrays that depend on a valuation date: the ``keep`` latest stay."""
+        if key in self._per_day:
+            self._per_day.move_to_end(key)
+            return self._per_day[key]
+        value = compute(self)
+        self._per_day[key] = value
+        while len(self._per_day) > keep:
+            self._per_day.popitem(last=False)
+        return value
+
+    def display_columns(self) -> dict[str, list[Any]]:
+        """The facts shown for a comparable sale, as JSON-ready Python lists (built once)."""
+        if self._display is None:
+
+            def plain(values: np.ndarray) -> list[Any]:
+                return [None if v != v else round(v, 2) for v in values.tolist()]
+
+            self._display = {
+                "sale_id": self.ids.tolist(),
+                "sale_date": np.datetime_as_string(self.day.astype("datetime64[D]")).tolist(),
+                "property_type": self.property_type.tolist(),
+                "living_area_m2": plain(self.living_area),
+                "land_area_m2": plain(self.land_area),
+                "price_eur": np.round(self.price).astype(np.int64).tolist(),
+            }
+        return self._display
 
     def cached(self, key: Any, compute: Any) -> np.ndarray:
         """A per-sale array computed once per snapshot (e.g. the index level of each sale for a model)."""
@@ -150,5 +194,5 @@ def sales_snapshot(*, check: bool = True) -> SalesSnapshot:
     version = sales_version()
     with _lock:
         if _snapshot is None or _snapshot.version != version:
-            _snapshot = SalesSnapshot(sales_frame(), version)
+            _snapshot = SalesSnapshot(sales_frame(open_data=False), version)
         return _snapshot

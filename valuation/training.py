@@ -38,12 +38,18 @@ class TrainingError(RuntimeError):
 
 
 def production_builder() -> Any:
-    """The feature builder of production models: the registry's radii and comparables."""
+    """The feature builder of production models: the registry's radii and comparables, and the
+    open-data features of the parcel (unknown where a layer is missing)."""
     from features.registry import COMPARABLES_K, NEIGHBOURHOOD_RADII_M
+    from features.store import OPEN_DATA_CATEGORICAL, OPEN_DATA_NUMERIC
     from valuation.ml.features import DefaultFeatures
 
     return DefaultFeatures(
-        radii=tuple(float(r) for r in NEIGHBOURHOOD_RADII_M), knn=(COMPARABLES_K,), workers=2
+        radii=tuple(float(r) for r in NEIGHBOURHOOD_RADII_M),
+        knn=(COMPARABLES_K,),
+        workers=2,
+        extra_numeric=OPEN_DATA_NUMERIC,
+        categorical=("property_type", *OPEN_DATA_CATEGORICAL),
     )
 
 

@@ -214,7 +214,11 @@ def test_the_valuate_command_prints_the_price_and_refuses_bad_input(house: Addre
     stored = Valuation.objects.latest("pk")
     assert stored.channel == "cli"
     assert f"EUR {stored.price_eur:,}" in text
-    assert "Surface habitable" in text  # the feature labels in the asked language
+    from valuation.engine import feature_label
+
+    first = stored.result["explanation"]["contributions"][0]["feature"]
+    assert feature_label(first, "fr") in text  # the feature labels in the asked language
+    assert feature_label(first, "fr") != feature_label(first, "en")
     assert "<- price" in text
     with pytest.raises(CommandError, match="address: No street called"):
         call_command("valuate", "Nergensstraat 1", stdout=io.StringIO())

@@ -1,0 +1,61 @@
+"""A large batch is split over forked processes and gives exactly what one process gives."""
+
+from __future__ import annotations
+
+import datetime
+
+import pandas as pd
+import pytest
+
+from opendata.models import Parcel
+from valuation import engine, parallel
+from valuation.locate import subject_from_capakey
+
+
+def _double(rows: pd.DataFrame, work: list[int], threads: int) -> list[tuple[int, int]]:
+    return [(int(v) * 2, w) for v, w in zip(rows["v"], work, strict=True)]
+
+
+def _fail_in_second_half(rows: pd.DataFrame, work: list[int], threads: int) -> list[int]:
+    if work and work[0] >= 50:
+        raise ValueError("bad row in the second half")
+    return work
+
+
+def test_parts_come_back_in_order(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 10)
+    rows = pd.DataFrame({"v": range(101)})
+    assert parallel.workers_for(len(rows)) >= 2 or pytest.skip("one core only")
+    out = parallel.parallel_chunks(_double, rows, list(range(101)))
+    assert out == [(2 * i, i) for i in range(101)]
+
+
+def test_a_failing_part_fails_the_whole_call(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 10)
+    if parallel.workers_for(100) < 2:
+        pytest.skip("one core only")
+    with pytest.raises(RuntimeError, match="bad row in the second half"):
+        parallel.parallel_chunks(_fail_in_second_half, pd.DataFrame({"v": range(100)}), list(range(100)))
+
+
+@pytest.mark.django_db
+def test_forked_batch_equals_one_process(demo_model, models_in, monkeypatch) -> None:
+    keys = list(
+        Parcel.objects.filter(source="demo", buildings__storeys__isnull=False)
+        .values_list("capakey", flat=True)
+        .distinct()[:60]
+    )
+    targets = [
+        engine.Target(subject=subject_from_capakey(key), valuation_date=datetime.date(2026, 11, 1))
+        for key in keys
+    ]
+    monkeypatch.setattr(parallel, "workers_for", lambda n: 1)
+    _, alone = engine.value_targets(targets)
+    monkeypatch.setattr(parallel, "workers_for", lambda n: 2)
+    _, forked = engine.value_targets(targets)
+    assert sum(isinstance(r, dict) for r in alone) >= 50
+
+    def plain(results: list) -> list:
+        return [r if isinstance(r, dict) else str(r) for r in results]
+
+    assert plain(forked) == plain(alone)
