@@ -22,6 +22,7 @@ class Schedule:
     every_seconds: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     queue: str | None = None
+    enabled: bool = True
 
 
 SCHEDULES: list[Schedule] = [
@@ -51,15 +52,20 @@ def declared_schedules() -> list[Schedule]:
     for name, connector in connectors().items():
         if connector.schedule is None:
             continue
+        # A source whose live URL needs options (an area, a raster address) starts disabled: staff set
+        # them in the task's keyword arguments, {"name": ..., "options": {...}}, then enable it.
+        ready = connector().live_url({}) is not None
+        note = "" if ready else " Disabled until its options are set in the keyword arguments."
         entries.append(
             Schedule(
                 name=f"Refresh {name}",
                 task="opendata.refresh_source",
                 description=f"{connector.title}: download, validate, swap in; then recompute the touched "
-                "parcels' features and queue retraining. Skipped when the source is unchanged.",
+                "parcels' features and queue retraining. Skipped when the source is unchanged." + note,
                 crontab=connector.schedule,
                 kwargs={"name": name},
                 queue="ingest",
+                enabled=ready,
             )
         )
     return entries
@@ -98,6 +104,7 @@ def schedules_sync(*, schedules: list[Schedule] | None = None) -> list[str]:
             description=entry.description,
             kwargs=json.dumps(entry.kwargs),
             queue=entry.queue,
+            enabled=entry.enabled,
             **when,
         )
         created.append(entry.name)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
@@ -41,3 +43,15 @@ def test_crontab_schedules_are_created_in_brussels_time() -> None:
         "1",
         "Europe/Brussels",
     )
+
+
+def test_every_source_has_a_schedule_and_those_needing_options_start_disabled() -> None:
+    from opendata.connectors import connectors
+
+    call_command("sync_schedules")
+    for name in connectors():
+        task = PeriodicTask.objects.get(name=f"Refresh {name}")
+        assert task.queue == "ingest" and json.loads(task.kwargs)["name"] == name
+    assert PeriodicTask.objects.get(name="Refresh osm").enabled
+    assert not PeriodicTask.objects.get(name="Refresh grb").enabled
+    assert "options" in PeriodicTask.objects.get(name="Refresh grb").description
