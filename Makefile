@@ -26,5 +26,5 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-bench: setup
-	@. var/services.env && DEBUG=1 .venv/bin/python -m benchmarks $(BENCH)
+bench:
+	@scripts/dev.sh bench $(BENCH)

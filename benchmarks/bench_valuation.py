@@ -9,8 +9,10 @@ storing it, a batch of 10,000 valuations with explanations, and the process memo
 from __future__ import annotations
 
 import datetime
+import json
 import resource
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +37,20 @@ def _capakey(i: int) -> str:
 
 
 def build_town() -> None:
-    if (
+    if not (
         Parcel.objects.filter(source=SOURCE).count() == N_PARCELS
         and Sale.objects.filter(source=SOURCE).count() == N_SALES
     ):
-        return
+        _build_town()
+    # The open-data features of the town's parcels, as a refresh would leave them.
+    from features.compute import parcel_features_refresh
+    from features.models import ParcelFeatures
+
+    if ParcelFeatures.objects.filter(parcel__source=SOURCE).count() < N_PARCELS:
+        parcel_features_refresh(list(Parcel.objects.filter(source=SOURCE).values_list("pk", flat=True)))
+
+
+def _build_town() -> None:
     rng = np.random.default_rng(7)
     with transaction.atomic():
         Sale.objects.filter(source=SOURCE).delete()
@@ -126,15 +137,21 @@ def build_town() -> None:
 
 def ensure_model(model_dir: Path) -> float | None:
     from valuation.ml.bundle import Bundle
-    from valuation.training import model_train
+    from valuation.training import model_train, production_builder
 
     active = ModelVersion.objects.filter(status=ModelStatus.ACTIVE).first()
     if active is not None:
         try:
-            Bundle.load(active.artifact_path)
-            return None
+            bundle = Bundle.load(active.artifact_path)
+            same = json.dumps({**asdict(bundle.builder), "workers": 0}, sort_keys=True) == json.dumps(
+                {**asdict(production_builder()), "workers": 0}, sort_keys=True
+            )
+            if same:
+                return None
         except (OSError, ValueError, KeyError):  # missing or from an older format: train anew
-            ModelVersion.objects.filter(pk=active.pk).update(status=ModelStatus.RETIRED)
+            pass
+        # Another feature set (older code): retire it so the figures are those of today's model.
+        ModelVersion.objects.filter(pk=active.pk).update(status=ModelStatus.RETIRED)
     started = time.perf_counter()
     model_train(source=SOURCE)
     return time.perf_counter() - started

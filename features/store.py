@@ -21,6 +21,32 @@ OPEN_DATA_CATEGORICAL: tuple[str, ...] = tuple(registry.categorical_names(OPEN_D
 OPEN_DATA_NUMERIC: tuple[str, ...] = tuple(n for n in OPEN_DATA_FEATURES if n not in OPEN_DATA_CATEGORICAL)
 
 
+def parcel_features_columns(parcel_ids: list[int | None]) -> dict[str, np.ndarray]:
+    """The open-data features of each of ``parcel_ids`` (None, or a parcel without a features row:
+    unknown), as one array per feature aligned with the ids: float64 with NaN for numeric features,
+    object with None for categorical ones. The fast path for valuing a few properties."""
+    wanted = list({i for i in parcel_ids if i is not None})
+    found: dict[int, tuple[object, ...]] = {}
+    if wanted:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT parcel_id, {', '.join(OPEN_DATA_FEATURES)} "  # noqa: S608
+                f"FROM {ParcelFeatures._meta.db_table} WHERE parcel_id = ANY(%s)",
+                [wanted],
+            )
+            found = {row[0]: row[1:] for row in cursor.fetchall()}
+    empty = (None,) * len(OPEN_DATA_FEATURES)
+    rows = [found.get(i, empty) if i is not None else empty for i in parcel_ids]
+    columns: dict[str, np.ndarray] = {}
+    for k, name in enumerate(OPEN_DATA_FEATURES):
+        values = [row[k] for row in rows]
+        if name in OPEN_DATA_CATEGORICAL:
+            columns[name] = np.array(values, dtype=object)
+        else:
+            columns[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return columns
+
+
 def parcel_features_frame(parcel_ids: Iterable[int | None]) -> pd.DataFrame:
     """The open-data features of ``parcel_ids``: index ``parcel_id`` (each distinct id given, in order of
     first appearance; None skipped), one column per feature in :data:`OPEN_DATA_FEATURES`. Numeric

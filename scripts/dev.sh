@@ -305,6 +305,14 @@ run_tests() {
   return "$rc"
 }
 
+bench() {  # the figures of the README; ogr2ogr (gdal-bin) is the reference of the parcel-load bench
+  setup
+  command -v ogr2ogr >/dev/null || apt_install gdal-bin
+  # shellcheck disable=SC1091
+  . "$VAR/services.env"
+  DEBUG=1 "$PY" -m benchmarks "$@"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -314,5 +322,6 @@ case "$cmd" in
   down) down ;;
   env) setup >/dev/null 2>&1; cat "$VAR/services.env" ;;
   manage) setup; DEBUG="${DEBUG:-1}" manage "$@" ;;
-  *) echo "usage: $0 {setup|demo|test|down|env|manage ARGS}" >&2; exit 2 ;;
+  bench) bench "$@" ;;
+  *) echo "usage: $0 {setup|demo|test|down|env|bench [NAME...]|manage ARGS}" >&2; exit 2 ;;
 esac

@@ -20,7 +20,7 @@ from django.db import connection
 
 from features import registry
 from features.registry import COMPARABLES_K
-from features.store import parcel_features_frame
+from features.store import parcel_features_columns
 from opendata.models import Municipality
 from valuation import market, neighbours
 from valuation.locate import Subject
@@ -170,22 +170,24 @@ def regions(points: list[Point]) -> list[str]:
 
 # --- valuing -------------------------------------------------------------------------------------
 def _target_frame(targets: list[Target], facts: list[dict[str, dict[str, Any]]]) -> pd.DataFrame:
-    rows = []
-    target_regions = _target_regions([t.subject for t in targets])
-    for target, known, region in zip(targets, facts, target_regions, strict=True):
-        row: dict[str, Any] = {name: known.get(name, {}).get("value") for name in FACT_NAMES}
-        row["x"], row["y"] = target.subject.point.x, target.subject.point.y
-        row["sale_date"] = pd.Timestamp(target.valuation_date)
-        row["region"] = region
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    for name in FACT_NAMES[1:]:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
-    frame["property_type"] = frame["property_type"].astype(str)
-    # The open-data features of each property's parcel, as stored for the sales the model learnt from.
+    """One row per target: the facts, the point, the valuation date, the index region and the stored
+    open-data features of its parcel (built column by column: a frame of row dicts is slow)."""
+    columns: dict[str, Any] = {}
+    for name in FACT_NAMES:
+        values = [known.get(name, {}).get("value") for known in facts]
+        if name == "property_type":
+            columns[name] = np.array([str(v) for v in values], dtype=object)
+        else:
+            columns[name] = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+                dtype=np.float64
+            )
+    columns["x"] = np.array([t.subject.point.x for t in targets], dtype=np.float64)
+    columns["y"] = np.array([t.subject.point.y for t in targets], dtype=np.float64)
+    columns["sale_date"] = pd.to_datetime([t.valuation_date for t in targets])
+    columns["region"] = _target_regions([t.subject for t in targets])
     ids = [t.subject.parcel.pk if t.subject.parcel is not None else None for t in targets]
-    open_data = parcel_features_frame(ids).reindex(pd.Index([-1 if i is None else i for i in ids]))
-    return pd.concat([frame, open_data.reset_index(drop=True)], axis=1)
+    columns.update(parcel_features_columns(ids))
+    return pd.DataFrame(columns)
 
 
 def _check_facts(frame: pd.DataFrame, bundle: Bundle) -> list[str | None]:

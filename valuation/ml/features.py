@@ -79,8 +79,14 @@ class DefaultFeatures:
 
     def __call__(self, targets: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame:
         columns: dict[str, Any] = {}
-        for name in (*self.numeric, *self.extra_numeric):
-            if name in targets.columns:
+        present = [name for name in (*self.numeric, *self.extra_numeric) if name in targets.columns]
+        numeric = targets[present]
+        if all(pd.api.types.is_numeric_dtype(dtype) for dtype in numeric.dtypes):
+            block = numeric.to_numpy(dtype=np.float64)  # one conversion for all (the common case)
+            for j, name in enumerate(present):
+                columns[name] = block[:, j]
+        else:
+            for name in present:
                 columns[name] = pd.to_numeric(targets[name], errors="coerce").to_numpy(dtype=np.float64)
         for name in self.categorical:
             if name in targets.columns:

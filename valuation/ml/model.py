@@ -203,6 +203,16 @@ class PriceModel:
         """
         n = self._check_columns(X)
         out = np.empty((n, len(self.feature_names)), dtype=np.float64)
+        if isinstance(X, pd.DataFrame):
+            # Numeric columns in one block (a column at a time costs ~40 us each through pandas).
+            numeric = [
+                j for j, name in enumerate(self.feature_names) if name not in self.categorical_features
+            ]
+            out[:, numeric] = X[[self.feature_names[j] for j in numeric]].to_numpy(dtype=np.float64)
+            for j, name in enumerate(self.feature_names):
+                if name in self.categorical_features:
+                    out[:, j] = encode_categories(X[name], self.categories_[name])
+            return out
         for j, name in enumerate(self.feature_names):
             column = self._column(X, j)
             if name in self.categorical_features:
