@@ -18,12 +18,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _queued(queue: str) -> int:
     """Messages waiting in a queue (the Redis transport keeps each queue as a list of that name)."""
     with app.connection_for_write() as conn:
-        return int(conn.default_channel.client.llen(queue))
+        return int(conn.default_channel.client.llen(queue))  # type: ignore[attr-defined]
 
 
 def _purge(queue: str) -> None:
     with app.connection_for_write() as conn:
-        conn.default_channel.client.delete(queue)
+        conn.default_channel.client.delete(queue)  # type: ignore[attr-defined]
 
 
 def test_refresh_computes_the_touched_features_then_queues_retraining(shared_data: Path) -> None:

@@ -155,7 +155,7 @@ def _features_from_pairs(
         keep &= sale_day >= target_day - max_age_days
     # One integer key per pair, target in the high bits and rank in the low ones: shifts and masks
     # instead of division (the pairs number tens of millions in a batch).
-    bits = max(1, int(len(sales)).bit_length())
+    bits = max(1, len(sales).bit_length())
     key = np.sort((target_idx[keep] << bits) | sales.rank[sale_idx[keep]])
     target_idx = key >> bits
     sale_idx = sales.by_value[key & ((1 << bits) - 1)]
