@@ -205,8 +205,20 @@ def _check_facts(frame: pd.DataFrame, bundle: Bundle) -> list[str | None]:
     return problems
 
 
-def value_targets(targets: list[Target]) -> tuple[ModelVersion, list[dict[str, Any] | ValuationInputError]]:
-    """Value many targets at once; each result is a JSON-ready dict, or the input error of that row."""
+@dataclass
+class Prepared:
+    """Targets ready to be valued: everything read from the database, nothing computed yet."""
+
+    version: ModelVersion
+    bundle: Bundle
+    results: list[dict[str, Any] | ValuationInputError]  # input errors in place, {} where to value
+    ok: list[int]  # positions of the targets to value
+    rows: pd.DataFrame  # one row per position in ``ok``
+    work: list[tuple[Target, dict[str, dict[str, Any]]]]
+
+
+def value_prepare(targets: list[Target]) -> Prepared:
+    """Facts, features from the database, the current sales and model (database work, in the caller)."""
     version, bundle = active_model()
     facts = [merged_facts(t.subject, t.facts) for t in targets]
     frame = _target_frame(targets, facts)
@@ -215,22 +227,41 @@ def value_targets(targets: list[Target]) -> tuple[ModelVersion, list[dict[str, A
     results: list[dict[str, Any] | ValuationInputError] = [
         ValuationInputError(p, field="living_area_m2") if p else {} for p in problems
     ]
-    if not ok:
-        return version, results
-    rows = frame.iloc[ok].reset_index(drop=True)
     # The current sales, checked against the database once for the whole batch, and what every part
-    # of the batch reads built now, once (forked workers then share it); the computation below never
+    # of the batch reads built now, once (forked workers then share it); the computation never
     # queries the database.
     snapshot = sales_snapshot()
     snapshot.indexed_frame(version.pk, bundle.index_pool)
     snapshot.grid()
     snapshot.display_columns()
     _ = version.price_index
-    work = [(targets[i], facts[i]) for i in ok]
-    for i, result in zip(ok, parallel_chunks(_compute, rows, work, version, bundle), strict=True):
+    rows = frame.iloc[ok].reset_index(drop=True)
+    return Prepared(version, bundle, results, ok, rows, [(targets[i], facts[i]) for i in ok])
+
+
+def value_finish(
+    prepared: Prepared, computed: list[dict[str, Any]]
+) -> list[dict[str, Any] | ValuationInputError]:
+    """Put the computed results in place and add the comparables' addresses (database work)."""
+    results = list(prepared.results)
+    for i, result in zip(prepared.ok, computed, strict=True):
         results[i] = result
     _add_comparable_addresses([r for r in results if isinstance(r, dict)])
-    return version, results
+    return results
+
+
+def value_compute_split(prepared: Prepared) -> list[dict[str, Any]]:
+    """The results of the prepared targets, split over the cores by forked processes when the batch is
+    large (no database access in the computation)."""
+    if not prepared.ok:
+        return []
+    return parallel_chunks(_compute, prepared.rows, prepared.work, prepared.version, prepared.bundle)
+
+
+def value_targets(targets: list[Target]) -> tuple[ModelVersion, list[dict[str, Any] | ValuationInputError]]:
+    """Value many targets at once; each result is a JSON-ready dict, or the input error of that row."""
+    prepared = value_prepare(targets)
+    return prepared.version, value_finish(prepared, value_compute_split(prepared))
 
 
 def _compute(

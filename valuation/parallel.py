@@ -45,6 +45,44 @@ def workers_for(n_rows: int) -> int:
     return max(1, min(cores, n_rows // MIN_ROWS_PER_PROCESS))
 
 
+class Forked:
+    """A call running in a forked child; :meth:`join` returns its result (or raises its error)."""
+
+    def __init__(self, call: Callable[..., Any], *args: Any) -> None:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: compute, send, and leave without running any parent code
+            status = 0
+            try:
+                os.close(read)
+                _forbid_database()
+                try:
+                    payload: Any = ("ok", call(*args))
+                except BaseException as exc:  # reported to the parent, which re-raises
+                    payload = ("error", f"{type(exc).__name__}: {exc}")
+                    status = 1
+                with os.fdopen(write, "wb") as out:
+                    pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                os._exit(status)
+        os.close(write)
+        self.pid, self._read = pid, read
+
+    def join(self, *, check: bool = True) -> Any:
+        """Wait for the child; its result, or its error raised (``check=False``: None on error)."""
+        with os.fdopen(self._read, "rb") as handle:
+            try:
+                kind, value = pickle.load(handle)  # noqa: S301 - our own child, our own pipe
+            except EOFError:
+                kind, value = "error", "a worker process ended without a result"
+        os.waitpid(self.pid, 0)
+        if kind != "ok":
+            if not check:
+                return None
+            raise RuntimeError(f"Part of the batch failed in a worker process: {value}")
+        return value
+
+
 def parallel_chunks(
     compute: Callable[..., list[T]], rows: pd.DataFrame, work: Sequence[Any], *args: Any
 ) -> list[T]:
@@ -58,44 +96,18 @@ def parallel_chunks(
     if workers == 1:
         return compute(rows, list(work), *args, 2 if n >= 100 else 1)
     bounds = [round(k * n / workers) for k in range(workers + 1)]
-    parts = [(bounds[k], bounds[k + 1]) for k in range(workers)]
-    children: list[tuple[int, int]] = []  # (pid, read end)
-    for lo, hi in parts[1:]:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: compute, send, and leave without running any parent code
-            status = 0
-            try:
-                os.close(read)
-                _forbid_database()
-                try:
-                    payload: Any = (
-                        "ok",
-                        compute(rows.iloc[lo:hi].reset_index(drop=True), list(work[lo:hi]), *args, 1),
-                    )
-                except BaseException as exc:  # reported to the parent, which re-raises
-                    payload = ("error", f"{type(exc).__name__}: {exc}")
-                    status = 1
-                with os.fdopen(write, "wb") as out:
-                    pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
-            finally:
-                os._exit(status)
-        os.close(write)
-        children.append((pid, read))
+
+    def part(k: int) -> tuple[pd.DataFrame, list[Any]]:
+        lo, hi = bounds[k], bounds[k + 1]
+        return rows.iloc[lo:hi].reset_index(drop=True), list(work[lo:hi])
+
+    children = [Forked(compute, *part(k), *args, 1) for k in range(1, workers)]
     try:
-        lo, hi = parts[0]
-        results = compute(rows.iloc[lo:hi].reset_index(drop=True), list(work[lo:hi]), *args, 1)
-    finally:
-        received = []
-        for pid, read in children:
-            with os.fdopen(read, "rb") as handle:
-                try:
-                    received.append(pickle.load(handle))  # noqa: S301 - our own child, our own pipe
-                except EOFError:
-                    received.append(("error", "a worker process ended without a result"))
-            os.waitpid(pid, 0)
-    for kind, value in received:
-        if kind != "ok":
-            raise RuntimeError(f"Part of the batch failed in a worker process: {value}")
-        results.extend(value)
+        results = compute(*part(0), *args, 1)
+    except BaseException:
+        for child in children:
+            child.join(check=False)
+        raise
+    for child in children:
+        results.extend(child.join())
     return results
