@@ -30,6 +30,8 @@ from valuation.parallel import parallel_chunks
 from valuation.sales_data import GRID_CELL_M, sales_snapshot
 
 POOL_RADIUS_M = 1000.0
+# What the feature builder reads of the candidate sales (a narrow frame is cheap to slice).
+POOL_COLUMNS = ["x", "y", "sale_date", "indexed_price_m2", "property_type"]
 FACT_NAMES = SALE_FACTS
 LIVING_AREA_PER_FOOTPRINT_STOREY = 0.8
 
@@ -231,7 +233,7 @@ def value_prepare(targets: list[Target]) -> Prepared:
     # of the batch reads built now, once (forked workers then share it); the computation never
     # queries the database.
     snapshot = sales_snapshot()
-    snapshot.indexed_frame(version.pk, bundle.index_pool)
+    snapshot.indexed_frame(version.pk, lambda frame: bundle.index_pool(frame)[POOL_COLUMNS])
     snapshot.grid()
     snapshot.display_columns()
     _ = version.price_index
@@ -376,7 +378,7 @@ def _pool(rows: pd.DataFrame, version: ModelVersion, bundle: Bundle, *, full: bo
     are exactly those training computed.
     """
     snapshot = sales_snapshot(check=False)
-    indexed = snapshot.indexed_frame(version.pk, bundle.index_pool)
+    indexed = snapshot.indexed_frame(version.pk, lambda frame: bundle.index_pool(frame)[POOL_COLUMNS])
     if full:
         return indexed
     return indexed.iloc[snapshot.around(rows[["x", "y"]].to_numpy(), POOL_RADIUS_M)]
