@@ -9,13 +9,15 @@ Preparing: :func:`prepare_geometries` brings polygons to EPSG:31370 with one reu
 of a wrong or missing CRS: WGS84 degrees or Lambert 2008 metres declared as Lambert 72), repairs invalid
 polygons with ``make_valid`` and forces MultiPolygons; :func:`check_capakeys` validates and normalises keys.
 
-Loading: :func:`swap_parcels` and :func:`swap_buildings` COPY into a staging table (CSV with hex EWKB),
+Loading: :func:`swap_parcels` and :func:`swap_buildings` COPY into a staging table (binary, EWKB),
 then work set-based in PostGIS: the municipality from the NIS code or from the boundary the parcel lies
 in, the parcel holding most of a building's footprint, and the building type from walls shared with
 neighbouring buildings (none: open, one: half-open, two or more: closed; the demo's rule and
 tolerances). Rows are swapped in with :func:`~opendata.connectors.base.staged_swap` keyed on CaPaKey
 (parcels) or source id (buildings), so ids and every foreign key pointing at them survive; parcels that
-a file no longer has are deleted through the ORM, which clears the links other tables hold on them.
+a file no longer has are deleted through the ORM, which clears the links other tables hold on them. A
+bulk first load of parcels (none yet in the file's divisions) skips the stage: one COPY into the table
+with its secondary indexes and constraints rebuilt afterwards (:func:`bulk_indexes`), as ogr2ogr loads.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ import pyogrio
 import pyogrio.raw
 import shapely
 from django.db import connection
+from psycopg.copy import QueuedLibpqWriter
+from psycopg.types.string import BytesBinaryDumper
 from pyproj import CRS, Transformer
 
 from opendata.capakey import CANONICAL, InvalidCapaKey, normalise_capakey
@@ -140,6 +144,7 @@ class Layer:
     epsg: int
     fields: dict[str, np.ndarray]  # by the source's column name
     geometries: np.ndarray  # shapely geometries in the source CRS; None where a row has none
+    wkb: np.ndarray | None = None  # the WKB they were read from
 
     def __len__(self) -> int:
         return len(self.geometries)
@@ -186,7 +191,7 @@ def read_layer(ref: LayerRef) -> Layer:
         raise SourceError(f"{ref.label} has no geometry column; nothing was changed.")
     geometries = shapely.from_wkb(wkb, on_invalid="ignore")
     fields = {str(name): np.asarray(column) for name, column in zip(meta["fields"], values, strict=True)}
-    return Layer(ref=ref, epsg=epsg, fields=fields, geometries=geometries)
+    return Layer(ref=ref, epsg=epsg, fields=fields, geometries=geometries, wkb=wkb)
 
 
 def identify_crs(crs: str | None, label: str) -> int:
@@ -235,6 +240,7 @@ class Prepared:
     geometries: np.ndarray  # Polygons or MultiPolygons in EPSG:31370, None for rejected rows
     rejected: dict[int, str] = field(default_factory=dict)  # row index -> reason
     repaired: int = 0
+    wkb: np.ndarray | None = None  # the WKB read where a geometry is kept as read (else None)
 
 
 def prepare_geometries(layer: Layer, what: str = "row") -> Prepared:
@@ -282,7 +288,12 @@ def prepare_geometries(layer: Layer, what: str = "row") -> Prepared:
         )
     if rejected:
         geoms[list(rejected)] = None
-    return Prepared(geometries=geoms, rejected=rejected, repaired=repaired)
+    wkb = None
+    if layer.wkb is not None and layer.epsg == STORAGE_SRID:  # not transformed, repaired or reshaped
+        kept = ~invalid & ~other & ~shapely.is_missing(geoms)
+        wkb = np.full(len(geoms), None, dtype=object)
+        wkb[kept] = layer.wkb[kept]
+    return Prepared(geometries=geoms, rejected=rejected, repaired=repaired, wkb=wkb)
 
 
 def force_multipolygons(
@@ -334,55 +345,90 @@ def to_dates(values: np.ndarray | None, n: int, *, dayfirst: bool = False) -> np
 
 
 def as_text(values: np.ndarray | None, n: int) -> np.ndarray:
+    """Text per row ("" when missing; 12.0 as "12"); each distinct value is converted once."""
     if values is None:
         return np.full(n, "", dtype=object)
-    series = pd.Series(values, dtype=object)
-    text = series.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-    if np.issubdtype(np.asarray(values).dtype, np.floating):
+    array = np.asarray(values)
+    if array.dtype.kind in "iu":  # integer ids: numpy converts them all at once
+        return array.astype(str).astype(object)
+    codes, uniques = pd.factorize(pd.Series(array, dtype=object), use_na_sentinel=True)
+    text = pd.Series(uniques, dtype=object).map(str)
+    if array.dtype.kind == "f":
         text = text.str.removesuffix(".0")
-    return text.str.strip().to_numpy(dtype=object)
+    converted = np.append(text.str.strip().to_numpy(dtype=object), "")
+    return converted[codes]  # the sentinel -1 picks the trailing ""
 
 
 # --- staging and swapping ----------------------------------------------------------------------------
+
+
+COPY_CHUNK = 50_000  # rows encoded at a time; the server stores one chunk while Python encodes the next
 
 
 def copy_binary(table: str, columns: dict[str, str], data: dict[str, Any], size: int) -> int:
     """COPY columns into ``table`` (our own identifier) in binary format: no text parsing on either side.
 
     ``columns`` maps a column to the type psycopg sends (``bytea`` for EWKB geometries, which PostGIS
-    reads with its binary input); ``data`` maps it to a sequence or to one value for every row.
+    reads with its binary input); ``data`` maps it to an array, to one value for every row, or to a
+    function computing the values of a slice of rows (such as EWKB: encoded chunk by chunk while a
+    psycopg thread sends the previous chunks, so encoding overlaps the server's work).
     """
     if not size:
         return 0
     names = list(columns)
-    series = [data[c].tolist() if isinstance(data[c], np.ndarray) else [data[c]] * size for c in names]
     cols = ", ".join(f'"{c}"' for c in names)
     sql = f'COPY "{table}" ({cols}) FROM STDIN (FORMAT BINARY)'
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        copy.set_types([columns[c] for c in names])
-        for row in zip(*series, strict=True):
-            copy.write_row(row)
+
+    def values(column: str, part: slice) -> list[Any]:
+        given = data[column]
+        if callable(given):
+            return list(given(part))
+        if isinstance(given, np.ndarray):
+            return given[part].tolist()
+        return [given] * (part.stop - part.start)
+
+    with connection.cursor() as cursor:
+        # bytes go through psycopg's C dumper (the default for bytea also accepts Binary() wrappers, in
+        # Python); registered on this cursor only.
+        cursor.cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
+        with cursor.cursor.copy(sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+            copy.set_types([columns[c] for c in names])
+            for start in range(0, size, COPY_CHUNK):
+                part = slice(start, min(size, start + COPY_CHUNK))
+                for row in zip(*(values(c, part) for c in names), strict=True):
+                    copy.write_row(row)
     return size
 
 
 _MULTI_HEADER = b"\x01" + (0x20000006).to_bytes(4, "little") + STORAGE_SRID.to_bytes(4, "little")
 
 
-def ewkb(geometries: np.ndarray) -> np.ndarray:
+_POLYGON_2D = b"\x01\x03\x00\x00\x00"  # little-endian WKB of a 2D polygon starts so
+
+
+def ewkb(geometries: np.ndarray, read: np.ndarray | None = None) -> np.ndarray:
     """MultiPolygon EWKB (little-endian, storage SRID), as PostGIS reads it in a binary COPY.
 
     A Polygon becomes a one-part MultiPolygon by prefixing its WKB with the MultiPolygon header and a
-    part count of 1, much cheaper than building MultiPolygon objects.
+    part count of 1, much cheaper than building MultiPolygon objects; each geometry is serialised once,
+    and not at all where ``read`` holds the 2D little-endian polygon WKB it was read from.
     """
-    with_srid = shapely.set_srid(geometries, STORAGE_SRID)
     polygon = shapely.get_type_id(geometries) == 3
-    out = np.asarray(
-        shapely.to_wkb(with_srid, output_dimension=2, include_srid=True, byte_order=1), dtype=object
-    )
+    other = ~polygon
+    out = np.empty(len(geometries), dtype=object)
+    one = _MULTI_HEADER + (1).to_bytes(4, "little")
+    if read is not None and polygon.any():
+        as_read = polygon & np.fromiter(
+            (b is not None and b[:5] == _POLYGON_2D for b in read.tolist()), dtype=bool, count=len(read)
+        )
+        out[as_read] = [one + part for part in read[as_read].tolist()]
+        polygon &= ~as_read
     if polygon.any():
-        one = _MULTI_HEADER + (1).to_bytes(4, "little")
         plain = shapely.to_wkb(geometries[polygon], output_dimension=2, include_srid=False, byte_order=1)
         out[polygon] = [one + part for part in plain.tolist()]
+    if other.any():
+        with_srid = shapely.set_srid(geometries[other], STORAGE_SRID)
+        out[other] = shapely.to_wkb(with_srid, output_dimension=2, include_srid=True, byte_order=1)
     return out
 
 
@@ -396,9 +442,12 @@ class ParcelRows:
     source_updated: np.ndarray
     source_id: np.ndarray
     nis: np.ndarray  # NIS code of the municipality if the source states it, else ""
+    wkb: np.ndarray | None = None  # the WKB read, where the geometry is as read (see ewkb)
 
     def divisions(self) -> list[str]:
-        return sorted({str(k)[:5] for k in self.capakeys})
+        """The cadastral divisions (first five characters of the CaPaKeys), sorted."""
+        prefixes = np.asarray(self.capakeys, dtype="U17").astype("U5")
+        return sorted(str(d) for d in pd.unique(prefixes))
 
 
 def merge_duplicates(rows: ParcelRows) -> tuple[ParcelRows, int]:
@@ -437,57 +486,97 @@ PARCEL_COLUMNS = [
 def swap_parcels(rows: ParcelRows, *, source: str, scope: str, scope_params: Sequence[Any]) -> SwapCounts:
     """Make the ``source`` parcels within ``scope`` (SQL on opendata_parcel) equal to ``rows``.
 
-    Call inside ``transaction.atomic()``. Municipalities come from the NIS code where that municipality
-    exists, else from the current municipality boundary holding the parcel.
+    Call inside ``transaction.atomic()``, once ``rows`` are validated. Municipalities come from the NIS
+    code where that municipality exists, else from the current municipality boundary holding the parcel.
+
+    A bulk first load (no parcel of any source in the file's divisions yet, see :func:`bulk_indexes`,
+    and no boundary lookup needed) is COPied straight into the table: every row is new, so there is
+    nothing to match, and the server stores rows while Python is still encoding the next ones. Any other
+    load goes through a staging table and :func:`~opendata.connectors.base.staged_swap`.
     """
-    stage = stage_create("parcel", PARCEL_COLUMNS, like=PARCEL_TABLE)
-    with connection.cursor() as cursor:
-        cursor.execute(f'ALTER TABLE "{stage}" ADD COLUMN nis varchar(5)')
     size = len(rows.capakeys)
-    copy_binary(
-        stage,
-        {
-            "capakey": "text",
-            "geometry": "bytea",
-            "area_m2": "float8",
-            "parcel_type": "text",
-            "source": "text",
-            "source_updated": "date",
-            "source_id": "text",
-            "nis": "text",
-        },
-        {
-            "capakey": rows.capakeys,
-            "geometry": ewkb(rows.geometries),
-            "area_m2": np.round(shapely.area(rows.geometries), 2),
-            "parcel_type": rows.parcel_type,
-            "source": source,
-            "source_updated": rows.source_updated,
-            "source_id": rows.source_id,
-            "nis": rows.nis,
-        },
-        size,
-    )
+    divisions = rows.divisions()
+    municipality = np.full(size, None, dtype=object)
+    codes = sorted({str(v) for v in pd.unique(rows.nis) if v})
     with connection.cursor() as cursor:
-        cursor.execute(f'ANALYZE "{stage}"')  # keys are unique already (merge_duplicates)
-        if any(rows.nis):
-            cursor.execute(
-                f'UPDATE "{stage}" s SET municipality_id = m.id FROM opendata_municipality m '  # noqa: S608
-                "WHERE s.nis <> '' AND m.nis_code = s.nis"
-            )
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM opendata_municipality WHERE geometry IS NOT NULL)")
-        if cursor.fetchone()[0]:
+        if codes:  # NIS codes to ids once, in Python: no pass over the staged rows
+            cursor.execute("SELECT nis_code, id FROM opendata_municipality WHERE nis_code = ANY(%s)", [codes])
+            ids = dict(cursor.fetchall())
+            municipality[:] = [ids.get(v) for v in rows.nis.tolist()]
+        boundaries = False
+        if pd.isna(municipality).any():  # rows without a known NIS code: the boundary holding them
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM opendata_municipality WHERE geometry IS NOT NULL)")
+            boundaries = bool(cursor.fetchone()[0])
+        direct = not boundaries and is_bulk(PARCEL_TABLE, size)
+        if direct:  # other writers wait from here (DROP INDEX locks them out later anyway)
+            cursor.execute(f"LOCK TABLE {PARCEL_TABLE} IN SHARE ROW EXCLUSIVE MODE")
+        # A CaPaKey starts with its division: if no parcel (of any source) is in the file's divisions, no
+        # key of the file can match one and every row is new. A range per division (all CaPaKey characters
+        # sort below "~") reads the capakey pattern index instead of the whole table.
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM unnest(%s::text[]) d, LATERAL ("  # noqa: S608
+            f"SELECT 1 FROM {PARCEL_TABLE} p "
+            "WHERE p.capakey::text ~>=~ d AND p.capakey::text ~<~ (d || '~') LIMIT 1) hit)",
+            [divisions],
+        )
+        fresh = not cursor.fetchone()[0]
+    types = {
+        "capakey": "text",
+        "geometry": "bytea",
+        "area_m2": "float8",
+        "municipality_id": "int8",
+        "parcel_type": "text",
+        "source": "text",
+        "source_updated": "date",
+        "source_id": "text",
+    }
+    data = {
+        "capakey": rows.capakeys,
+        "geometry": lambda part: ewkb(rows.geometries[part], None if rows.wkb is None else rows.wkb[part]),
+        "area_m2": np.round(shapely.area(rows.geometries), 2),
+        "municipality_id": municipality,
+        "parcel_type": rows.parcel_type,
+        "source": source,
+        "source_updated": rows.source_updated,
+        "source_id": rows.source_id,
+    }
+    if direct and fresh:
+        # Parcels in scope are all in other divisions (the municipality's), so none is in the file.
+        deleted = delete_missing_parcels(None, scope=scope, scope_params=scope_params)
+        with bulk_indexes(PARCEL_TABLE, size, new_keys=True):  # keys unique: merge_duplicates
+            copy_binary(PARCEL_TABLE, types, data, size)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id FROM {PARCEL_TABLE} WHERE left(capakey, 5) = ANY(%s)",  # noqa: S608
+                    [divisions],
+                )
+                inserted = [row[0] for row in cursor.fetchall()]
+        return SwapCounts(inserted=len(inserted), deleted=deleted, touched_ids=inserted)
+
+    stage = stage_create("parcel", PARCEL_COLUMNS, like=PARCEL_TABLE)
+    copy_binary(stage, types, data, size)
+    with connection.cursor() as cursor:
+        if not fresh:  # statistics for the joins of the swap; keys are unique already (merge_duplicates)
+            cursor.execute(f'ANALYZE "{stage}"')
+        if boundaries:
             cursor.execute(
                 f'UPDATE "{stage}" s SET municipality_id = ('  # noqa: S608
-                "SELECT m.id FROM opendata_municipality m WHERE m.valid_to IS NULL "
-                "AND m.geometry && s.geometry AND ST_Intersects(m.geometry, ST_PointOnSurface(s.geometry)) "
+                "SELECT m.id FROM opendata_municipality m WHERE m.valid_to IS NULL AND m.geometry && "
+                "s.geometry AND ST_Intersects(m.geometry, ST_PointOnSurface(s.geometry)) "
                 "ORDER BY m.valid_from DESC LIMIT 1) WHERE s.municipality_id IS NULL"
             )
     deleted = delete_missing_parcels(stage, scope=scope, scope_params=scope_params)
     with bulk_indexes(PARCEL_TABLE, size):
-        counts = staged_swap(
-            target=PARCEL_TABLE, stage=stage, key=["capakey"], columns=PARCEL_COLUMNS, delete_missing=False
-        )
+        if fresh:
+            counts = insert_new(stage, PARCEL_COLUMNS)
+        else:
+            counts = staged_swap(
+                target=PARCEL_TABLE,
+                stage=stage,
+                key=["capakey"],
+                columns=PARCEL_COLUMNS,
+                delete_missing=False,
+            )
     counts.deleted = deleted
     if counts.updated:  # inserted rows got now() from the column default; staged_swap lists updated first
         with connection.cursor() as cursor:
@@ -501,24 +590,33 @@ def swap_parcels(rows: ParcelRows, *, source: str, scope: str, scope_params: Seq
 BULK_ROWS = 100_000  # a load this large into a table not much larger rebuilds the secondary indexes
 
 
-@contextlib.contextmanager
-def bulk_indexes(table: str, incoming: int) -> Iterator[None]:
-    """For a bulk load, drop ``table``'s secondary indexes and build them again afterwards.
-
-    Inserting hundreds of thousands of rows one index entry at a time (GiST above all) costs several
-    times what building the index once does, as ogr2ogr does for a new table. Primary key and unique
-    indexes stay: the swap matches on them. Inside the load's transaction, so a failure restores the
-    indexes; readers of the table wait for the commit (DROP INDEX locks it), hence only for loads of at
-    least BULK_ROWS rows and more than half the rows the table has.
-    """
+def is_bulk(table: str, incoming: int) -> bool:
+    """A load of at least BULK_ROWS rows and more than half the rows ``table`` has."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [table]
         )
         existing = cursor.fetchone()[0]
-        if incoming < BULK_ROWS or incoming < existing / 2:
-            yield
-            return
+    return incoming >= BULK_ROWS and incoming >= existing / 2
+
+
+@contextlib.contextmanager
+def bulk_indexes(table: str, incoming: int, *, new_keys: bool = False) -> Iterator[bool]:
+    """For a bulk load, drop ``table``'s secondary indexes and foreign keys and add them again afterwards.
+
+    Inserting hundreds of thousands of rows one index entry at a time (GiST above all) costs several
+    times what building the index once does, as ogr2ogr does for a new table; likewise each inserted row
+    queues one deferred check per foreign key, where adding the constraint back checks every row in one
+    query (after ANALYZE, which lets an all-NULL key be checked from its rebuilt index). The primary key
+    stays, and so do unique constraints (the swap matches on them) unless ``new_keys`` says that every
+    incoming key is new and unique: then they are built again too. Inside the load's transaction, so a
+    failure (a duplicate key after all, say) restores everything; readers of the table wait for the
+    commit (DROP INDEX locks it), hence only for a bulk load (:func:`is_bulk`). Yields whether it is one.
+    """
+    if not is_bulk(table, incoming):
+        yield False
+        return
+    with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, pg_get_indexdef(i.indexrelid) "
             "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -526,25 +624,68 @@ def bulk_indexes(table: str, incoming: int) -> Iterator[None]:
             [table],
         )
         indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT c.conname, pg_get_constraintdef(c.oid), ARRAY(SELECT a.attname::text FROM pg_attribute a "
+            "WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)) FROM pg_constraint c "
+            "WHERE c.conrelid = %s::regclass AND c.contype = 'f' AND c.convalidated",
+            [table],
+        )
+        found = cursor.fetchall()
+        foreign_keys = [(name, definition) for name, definition, _columns in found]
+        key_columns = sorted({column for _name, _definition, columns in found for column in columns})
+        uniques: list[tuple[str, str]] = []
+        if new_keys:  # unique constraints no foreign key relies on
+            cursor.execute(
+                "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+                "WHERE c.conrelid = %s::regclass AND c.contype = 'u' AND NOT EXISTS ("
+                "SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)",
+                [table],
+            )
+            uniques = cursor.fetchall()
+        constraints = uniques + foreign_keys
         for name, _definition in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
-    yield
+        if constraints:
+            drops = ", ".join(f'DROP CONSTRAINT "{name}"' for name, _definition in constraints)
+            cursor.execute(f'ALTER TABLE "{table}" {drops}')
+        # A refresh can be run again: its commit need not wait for the WAL flush (a crash loses it whole).
+        cursor.execute("SET LOCAL synchronous_commit = off")
+    yield True
     with connection.cursor() as cursor:
         # CREATE INDEX refuses to run while deferred foreign-key checks are pending: run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for _name, definition in indexes:
             cursor.execute(definition)
+        if key_columns:  # statistics of the foreign keys only: cheap, and enough for their checks
+            listed = ", ".join(f'"{c}"' for c in key_columns)
+            cursor.execute(f'ANALYZE "{table}" ({listed})')
+        if constraints:
+            adds = ", ".join(f'ADD CONSTRAINT "{name}" {definition}' for name, definition in constraints)
+            cursor.execute(f'ALTER TABLE "{table}" {adds}')
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
-def delete_missing_parcels(stage: str, *, scope: str, scope_params: Sequence[Any]) -> int:
-    """Delete, through the ORM (so links from other tables are cleared or cascade), the parcels within
-    ``scope`` whose CaPaKey the stage no longer has."""
+def insert_new(stage: str, columns: Sequence[str]) -> SwapCounts:
+    """Insert every staged row into the parcel table, when none of their keys can be there already."""
+    cols = ", ".join(f'"{c}"' for c in columns)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT t.id FROM {PARCEL_TABLE} t WHERE ({scope}) AND NOT EXISTS "  # noqa: S608
-            f'(SELECT 1 FROM "{stage}" s WHERE s.capakey = t.capakey)',
+            f'INSERT INTO {PARCEL_TABLE} ({cols}) SELECT {cols} FROM "{stage}" RETURNING id'  # noqa: S608
+        )
+        inserted = [row[0] for row in cursor.fetchall()]
+    return SwapCounts(inserted=len(inserted), touched_ids=inserted)
+
+
+def delete_missing_parcels(stage: str | None, *, scope: str, scope_params: Sequence[Any]) -> int:
+    """Delete, through the ORM (so links from other tables are cleared or cascade), the parcels within
+    ``scope`` whose CaPaKey the stage no longer has (all of them without a stage)."""
+    missing = ""
+    if stage:
+        missing = f'AND NOT EXISTS (SELECT 1 FROM "{stage}" s WHERE s.capakey = t.capakey)'  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.id FROM {PARCEL_TABLE} t WHERE ({scope}) {missing}",  # noqa: S608
             list(scope_params),
         )
         doomed = [row[0] for row in cursor.fetchall()]

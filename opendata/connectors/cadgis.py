@@ -145,6 +145,7 @@ def _parcel_rows(layer: cadastre.Layer, nis: str) -> tuple[cadastre.ParcelRows, 
         source_updated=updated[keep],
         source_id=ids[keep],
         nis=np.full(int(keep.sum()), nis, dtype=object),
+        wkb=None if prepared.wkb is None else prepared.wkb[keep],
     )
     rows, merged = cadastre.merge_duplicates(rows)
     return rows, rejected, prepared.repaired, merged

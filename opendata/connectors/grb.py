@@ -152,6 +152,7 @@ def _parcel_rows(layer: cadastre.Layer) -> tuple[cadastre.ParcelRows, dict[int, 
         source_updated=cadastre.to_dates(layer.column("VERSDATUM", "BEGINDATUM"), n)[keep],
         source_id=cadastre.as_text(layer.column("OIDN"), n)[keep],
         nis=nis[keep],
+        wkb=None if prepared.wkb is None else prepared.wkb[keep],
     )
     rows, _merged = cadastre.merge_duplicates(rows)
     return rows, rejected

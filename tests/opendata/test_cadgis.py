@@ -7,10 +7,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from django.contrib.gis.geos import MultiPolygon
+from django.contrib.gis.geos import Polygon as GeosPolygon
 from django.db import connection
 from pyproj import Transformer
 from shapely.geometry import Polygon, box
 
+from opendata.connectors import cadastre
 from opendata.connectors.base import SourceError
 from opendata.models import Building, Municipality, Parcel, RunStatus, SourceRefreshRun
 from opendata.refresh import refresh
@@ -210,6 +213,64 @@ def test_bad_files_fail_the_run_and_keep_the_data(tmp_path) -> None:
 
     assert Building.objects.filter(source="cadgis").count() == 4
     assert SourceRefreshRun.objects.filter(source="cadgis", status=RunStatus.FAILED).count() == 4
+
+
+def _parcel_schema() -> tuple[list, list]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'opendata_parcel' ORDER BY 1")
+        indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+            "WHERE conrelid = 'opendata_parcel'::regclass ORDER BY 1"
+        )
+        return indexes, cursor.fetchall()
+
+
+def test_bulk_first_load_copies_straight_in_then_reloads_keep_ids(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cadastre, "BULK_ROWS", 1)  # these six parcels count as a bulk load
+    Municipality.objects.create(nis_code="34002", name_nl="Anzegem", valid_from="2019-01-01", source="test")
+    schema = _parcel_schema()
+    path = _zip(tmp_path, ZIP_NAME, _frame(_parcels(), 31370), _frame(_buildings(), 31370))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("buildings failed")
+
+    with monkeypatch.context() as patch:  # a failure after the parcels are in changes nothing
+        patch.setattr(cadastre, "swap_buildings", broken)
+        with pytest.raises(RuntimeError):
+            refresh("cadgis", file=path)
+    assert not Parcel.objects.exists() and _parcel_schema() == schema
+
+    run = refresh("cadgis", file=path, force=True)  # nothing in division 34002 yet: the COPY path
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.counts["parcels_inserted"] == 6 and run.counts["parcels_touched"] == 6
+    assert _parcel_schema() == schema  # indexes and foreign keys back, validated
+    parcel = Parcel.objects.get(capakey="34002A0001/00_000")
+    assert parcel.municipality is not None and parcel.municipality.nis_code == "34002"
+    assert (parcel.parcel_type, str(parcel.source_updated), parcel.area_m2) == ("PR", "2024-01-15", 600.0)
+    links = dict(Building.objects.filter(source="cadgis").values_list("source_id", "parcel__capakey"))
+    assert links["903"] == "34002A0005/00_000"
+    ids = dict(Parcel.objects.values_list("capakey", "pk"))
+
+    changed = _parcels()
+    changed[1]["geometry"] = box(70_020, 170_000, 70_040, 170_035)
+    (tmp_path / "2").mkdir()
+    again = refresh("cadgis", file=_zip(tmp_path / "2", ZIP_NAME, _frame(changed, 31370)))
+    assert again.status == RunStatus.SUCCEEDED, again.error
+    assert (again.counts["parcels_updated"], again.counts["parcels_unchanged"]) == (1, 5)
+    assert dict(Parcel.objects.values_list("capakey", "pk")) == ids  # the staged swap keeps ids
+    assert _parcel_schema() == schema
+
+
+def test_bulk_load_takes_over_a_parcel_another_source_has_in_its_divisions(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cadastre, "BULK_ROWS", 1)
+    outline = MultiPolygon(GeosPolygon.from_bbox((70_000, 170_000, 70_020, 170_030)), srid=31370)
+    other = Parcel.objects.create(capakey="34002A0001/00_000", geometry=outline, area_m2=600, source="demo")
+    run = refresh("cadgis", file=_zip(tmp_path, ZIP_NAME, _frame(_parcels(), 31370)))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    matched = run.counts["parcels_unchanged"] + run.counts["parcels_updated"]
+    assert (run.counts["parcels_inserted"], matched) == (5, 1)
+    assert Parcel.objects.get(capakey="34002A0001/00_000").pk == other.pk  # matched on its key, not copied
 
 
 def test_live_url_from_options() -> None:
