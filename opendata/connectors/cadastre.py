@@ -556,8 +556,12 @@ def swap_parcels(rows: ParcelRows, *, source: str, scope: str, scope_params: Seq
     stage = stage_create("parcel", PARCEL_COLUMNS, like=PARCEL_TABLE)
     copy_binary(stage, types, data, size)
     with connection.cursor() as cursor:
-        if not fresh:  # statistics for the joins of the swap; keys are unique already (merge_duplicates)
-            cursor.execute(f'ANALYZE "{stage}"')
+        # Statistics and a key index for the joins of the swap and the delete (keys are unique
+        # already): with the stage or the parcels taken for tiny (stale statistics after a big load),
+        # the planner chose a nested anti-join of 500k x 500k rows that ran for minutes.
+        cursor.execute(f'CREATE INDEX ON "{stage}" (capakey)')
+        cursor.execute(f'ANALYZE "{stage}"')
+        cursor.execute(f"ANALYZE {PARCEL_TABLE} (source, capakey)")
         if boundaries:
             cursor.execute(
                 f'UPDATE "{stage}" s SET municipality_id = ('  # noqa: S608
