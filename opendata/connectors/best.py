@@ -28,7 +28,6 @@ from typing import IO, Any
 
 import numpy as np
 from django.db import connection, transaction
-from pyproj import Transformer
 
 from opendata.connectors.base import (
     Connector,
@@ -42,8 +41,8 @@ from opendata.connectors.base import (
     stage_create,
     staged_swap,
 )
+from opendata.connectors.crs import inside_belgium, transformer
 from opendata.connectors.mergers import NEW_CODES
-from opendata.connectors.statbel.geo import BELGIUM_31370
 from opendata.connectors.statbel.stats import municipality_resolver
 from opendata.copy import copy_rows
 from opendata.models import Municipality
@@ -81,10 +80,6 @@ POSTCODE = re.compile(r"^\d{4}$")
 NIS5 = re.compile(r"^\d{5}$")
 CHUNK = 50_000
 VALID_FROM_1977 = datetime.date(1977, 1, 1)
-_TO_31370 = {
-    3812: Transformer.from_crs(3812, 31370, always_xy=True),
-    4326: Transformer.from_crs(4326, 31370, always_xy=True),
-}
 
 
 def open_csv(path: Path) -> tuple[IO[str], str]:
@@ -103,11 +98,6 @@ def _float(text: str) -> float:
         return float(text) if text.strip() else 0.0
     except ValueError:
         return float("nan")
-
-
-def inside_belgium(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    x0, y0, x1, y1 = BELGIUM_31370
-    return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
 
 
 @register
@@ -208,12 +198,12 @@ class BestAddressConnector(Connector):
         y = np.array([_float(r[cy]) for _, r in kept])
         if srid != 31370:
             given = (x != 0) & (y != 0)
-            x[given], y[given] = _TO_31370[srid].transform(x[given], y[given])
+            x[given], y[given] = transformer(srid).transform(x[given], y[given])
         fallback = ~((x != 0) & (y != 0))
         if fallback.any():
             lons = np.array([_float(kept[i][1][lon]) for i in np.flatnonzero(fallback)])
             lats = np.array([_float(kept[i][1][lat]) for i in np.flatnonzero(fallback)])
-            fx, fy = _TO_31370[4326].transform(lons, lats)
+            fx, fy = transformer(4326).transform(lons, lats)
             usable = (lons != 0) & (lats != 0)
             x[fallback] = np.where(usable, fx, 0.0)
             y[fallback] = np.where(usable, fy, 0.0)

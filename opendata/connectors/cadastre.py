@@ -23,7 +23,6 @@ with its secondary indexes and constraints rebuilt afterwards (:func:`bulk_index
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import warnings
 import zipfile
@@ -40,15 +39,14 @@ import shapely
 from django.db import connection
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.string import BytesBinaryDumper
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from opendata.capakey import CANONICAL, InvalidCapaKey, normalise_capakey
 from opendata.connectors.base import Rejection, SourceError, SwapCounts, stage_create, staged_swap
+from opendata.connectors.crs import BELGIUM_31370, transformer
 from opendata.demo.layout import TOUCH_M, WALL_TOLERANCE_M
 from opendata.models import STORAGE_SRID, Parcel
 
-# Belgium in Lambert 72 with a few km of margin (the country spans about x 20-296 km, y 18-245 km).
-BELGIUM_31370 = (10_000.0, 10_000.0, 305_000.0, 255_000.0)
 ACCEPTED_CRS = {31370: "Belgian Lambert 72 (EPSG:31370)", 3812: "Belgian Lambert 2008 (EPSG:3812)"}
 VECTOR_SUFFIXES = (".shp", ".gml", ".xml", ".geojson", ".json", ".gpkg")
 PARCEL_TABLE = "opendata_parcel"
@@ -215,12 +213,6 @@ def _gdal_message(exc: Exception) -> str:
 
 
 # --- geometries and keys -----------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8)
-def transformer(epsg: int) -> Transformer:
-    """Reused transformer from ``epsg`` to EPSG:31370 (x, y order whatever the CRS's axis order)."""
-    return Transformer.from_crs(epsg, STORAGE_SRID, always_xy=True)
 
 
 def to_storage_crs(geometries: np.ndarray, epsg: int) -> np.ndarray:

@@ -56,7 +56,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,7 +63,6 @@ import numpy as np
 import osmium
 import shapely
 from django.db import transaction
-from pyproj import Transformer
 
 from opendata.connectors.base import (
     Connector,
@@ -78,6 +76,7 @@ from opendata.connectors.base import (
     stage_create,
     staged_swap,
 )
+from opendata.connectors.crs import transformer
 from opendata.copy import copy_rows
 from opendata.models import LocationLineKind, LocationPointKind
 
@@ -129,12 +128,6 @@ LOCATION_INDEXES = ("flex_mem", "sparse_mem_array", "sparse_file_array")
 BATCH_SIZE = 10_000  # objects transformed together
 POINT_COLUMNS = ["kind", "name", "point", "source", "source_id", "attributes"]
 LINE_COLUMNS = ["kind", "name", "geometry", "source", "source_id", "attributes"]
-
-
-@cache
-def to_lambert72() -> Transformer:
-    """WGS84 longitude/latitude to EPSG:31370 metres; built once per process."""
-    return Transformer.from_crs("EPSG:4326", "EPSG:31370", always_xy=True)
 
 
 BELGIUM_BOX = shapely.box(*BELGIUM_BBOX)
@@ -281,7 +274,7 @@ class _Reader:
         if self.points:
             lon = np.array([p[1] for p in self.points])
             lat = np.array([p[2] for p in self.points])
-            xs, ys = to_lambert72().transform(lon, lat)
+            xs, ys = transformer(4326).transform(lon, lat)
             for (pending, _, _), x, y in zip(self.points, xs.tolist(), ys.tolist(), strict=True):
                 self._write(self.point_writer, pending, f"SRID=31370;POINT({x:.3f} {y:.3f})")
             self.points = []
@@ -321,7 +314,7 @@ def _attributes(tags: dict[str, str], keys: dict[str, str]) -> dict[str, Any]:
 
 def _to_lambert72_array(lonlat: np.ndarray) -> np.ndarray:
     """(n, 2) WGS84 longitude/latitude to (n, 2) EPSG:31370 metres, rounded to the millimetre."""
-    x, y = to_lambert72().transform(lonlat[:, 0], lonlat[:, 1])
+    x, y = transformer(4326).transform(lonlat[:, 0], lonlat[:, 1])
     return np.round(np.column_stack([x, y]), 3)
 
 

@@ -49,7 +49,8 @@ from opendata.connectors.base import (
     check_rejections,
     register,
 )
-from opendata.connectors.osm import in_belgium, swap_location_rows, to_lambert72
+from opendata.connectors.crs import transformer
+from opendata.connectors.osm import in_belgium, swap_location_rows
 from opendata.models import LocationLineKind, LocationPointKind
 
 SOURCE = "irail"
@@ -130,7 +131,7 @@ def read_stations(path: Path) -> tuple[list[list[str]], list[Rejection], int]:
             found = list(enumerate(reader, start=2))
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path.name} is not UTF-8 text ({exc}); nothing was changed.") from exc
-    transformer = to_lambert72()
+    to_31370 = transformer(4326)
     rows: list[list[str]] = []
     rejections: list[Rejection] = []
     seen: set[str] = set()
@@ -158,7 +159,7 @@ def read_stations(path: Path) -> tuple[list[list[str]], list[Rejection], int]:
             rejections.append(Rejection(line, reason))
             continue
         seen.add(station_id)
-        x, y = transformer.transform(lon, lat)
+        x, y = to_31370.transform(lon, lat)
         name = (row.get("name") or "").strip()
         attributes: dict[str, Any] = {
             f"name_{lang}": (row.get(f"alternative-{lang}") or "").strip() or name for lang in LANGUAGES
@@ -281,10 +282,10 @@ def read_segments(path: Path) -> tuple[list[list[str]], list[Rejection], int]:
             f"{outside:,} of {len(features):,} rail segments lie outside Belgium: the file is probably in "
             "another CRS or has longitude and latitude swapped; nothing was changed."
         )
-    transformer = to_lambert72()
+    to_31370 = transformer(4326)
     rows = []
     for key, description, stops, points in parsed:
-        xs, ys = transformer.transform([p[0] for p in points], [p[1] for p in points])
+        xs, ys = to_31370.transform([p[0] for p in points], [p[1] for p in points])
         text = ",".join(f"{x:.3f} {y:.3f}" for x, y in zip(xs, ys, strict=True))
         attributes = json.dumps({"stops": stops}, ensure_ascii=False)
         rows.append(

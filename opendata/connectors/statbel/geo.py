@@ -17,10 +17,9 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from opendata.connectors.base import SourceError
+from opendata.connectors.crs import BELGIUM_31370
 from opendata.models import STORAGE_SRID
 
-# Belgium in Lambert 72 lies within about x 17 000-300 000, y 18 000-250 000 (metres); with a margin.
-BELGIUM_31370 = (10_000.0, 10_000.0, 310_000.0, 260_000.0)
 VECTOR_SUFFIXES = (".shp", ".geojson", ".json", ".topojson", ".gpkg", ".sqlite")
 # Formats whose coordinates are WGS84 by definition when they state no CRS.
 WGS84_DRIVERS = {"GeoJSON", "TopoJSON"}
