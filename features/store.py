@@ -53,23 +53,8 @@ def parcel_features_frame(parcel_ids: Iterable[int | None]) -> pd.DataFrame:
     columns are float64 (NaN when unknown or when the parcel has no features row yet), categorical ones
     object (None when unknown)."""
     ids = list(dict.fromkeys(int(i) for i in parcel_ids if i is not None))
-    columns = ", ".join(OPEN_DATA_FEATURES)
-    rows: list[tuple[object, ...]] = []
-    if ids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT parcel_id, {columns} FROM {ParcelFeatures._meta.db_table} "  # noqa: S608
-                "WHERE parcel_id = ANY(%s)",
-                [ids],
-            )
-            rows = cursor.fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=["parcel_id", *OPEN_DATA_FEATURES])
-    frame = frame.set_index("parcel_id").reindex(pd.Index(ids, name="parcel_id", dtype=np.int64))
-    for name in OPEN_DATA_NUMERIC:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
-    for name in OPEN_DATA_CATEGORICAL:
-        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-    return frame
+    index = pd.Index(ids, name="parcel_id", dtype=np.int64)
+    return pd.DataFrame(parcel_features_columns(list(ids)), index=index, columns=list(OPEN_DATA_FEATURES))
 
 
 if set(OPEN_DATA_FEATURES) != set(FEATURE_COLUMNS):  # pragma: no cover - a programming error

@@ -27,17 +27,6 @@ def band_index(prices: npt.ArrayLike) -> npt.NDArray[np.int64]:
     ).astype(np.int64)
 
 
-def price_distribution(indexed_prices: npt.ArrayLike, *, price: float | None = None) -> dict[str, object]:
-    """Counts and percentages per band; the band holding ``price`` is marked."""
-    values = np.asarray(indexed_prices, dtype=np.float64)
-    counts = (
-        np.bincount(band_index(values), minlength=len(BAND_EDGES) + 1)
-        if values.size
-        else np.zeros(len(BAND_EDGES) + 1, dtype=np.int64)
-    )
-    return distribution_from_counts(counts, price=price)
-
-
 _BANDS = band_labels()
 
 
