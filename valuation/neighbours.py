@@ -24,11 +24,11 @@ import numpy as np
 import numpy.typing as npt
 
 from valuation import market
+from valuation.ml.grid import CELL_M, Grid
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-CELL_M = 250.0
 CHUNK_PAIRS = 3_000_000  # candidate pairs per chunk (bounded memory, about 100 bytes a pair at peak)
 COMPARABLE_CUTS_M = (150.0, 400.0)  # try these before all of the 1 km
 COMPARABLES = 10
@@ -42,63 +42,6 @@ def sale_bands(day: int, sale_day: IntArray, sale_price: FloatArray, gap: FloatA
     band = market.band_index(sale_price * np.exp(gap)).astype(np.int8)
     band[sale_day >= day] = NO_BAND
     return band
-
-
-@dataclass
-class Grid:
-    """Sales sorted by (type, cell row, cell column): each cell row of one type is a contiguous run."""
-
-    x0: float
-    y0: float
-    n_rows: int
-    n_cols: int
-    type_names: npt.NDArray[Any]
-    type_code: IntArray
-    order: IntArray  # snapshot positions sorted by key
-    keys: IntArray  # sorted keys
-
-    @classmethod
-    def build(cls, x: FloatArray, y: FloatArray, property_type: npt.NDArray[Any]) -> Grid:
-        type_names, type_code = np.unique(property_type.astype(str), return_inverse=True)
-        x0 = float(np.floor(x.min() / CELL_M) * CELL_M) if x.size else 0.0
-        y0 = float(np.floor(y.min() / CELL_M) * CELL_M) if y.size else 0.0
-        col = np.floor((x - x0) / CELL_M).astype(np.int64)
-        row = np.floor((y - y0) / CELL_M).astype(np.int64)
-        n_cols = int(col.max()) + 1 if x.size else 1
-        n_rows = int(row.max()) + 1 if y.size else 1
-        key = (type_code.astype(np.int64) * n_rows + row) * n_cols + col
-        order = np.argsort(key, kind="stable").astype(np.int64)
-        return cls(x0, y0, n_rows, n_cols, type_names, type_code.astype(np.int64), order, key[order])
-
-    def candidates(
-        self, tx: FloatArray, ty: FloatArray, ttype: npt.NDArray[Any], radius: float
-    ) -> tuple[IntArray, IntArray]:
-        """(target, sale) candidate pairs: every sale of the target's type in the cells the circle
-        touches (a superset of the sales within ``radius``), grouped by target in target order."""
-        n = tx.size
-        code = np.searchsorted(self.type_names, ttype.astype(str))
-        code = np.minimum(code, self.type_names.size - 1)
-        known = self.type_names[code] == ttype.astype(str) if self.type_names.size else np.zeros(n, bool)
-        span = int(np.ceil(2 * radius / CELL_M)) + 1
-        rows = np.floor((ty - radius - self.y0) / CELL_M).astype(np.int64)[:, None] + np.arange(span)
-        # The part of the circle inside each cell row: its half-width from the row's nearest edge.
-        low_edge = self.y0 + rows * CELL_M
-        dy = np.maximum(0.0, np.maximum(low_edge - ty[:, None], ty[:, None] - (low_edge + CELL_M)))
-        inside = (dy <= radius) & (rows >= 0) & (rows < self.n_rows) & known[:, None]
-        half = np.sqrt(np.maximum(radius * radius - dy * dy, 0.0))
-        c0 = np.clip(np.floor((tx[:, None] - half - self.x0) / CELL_M), 0, self.n_cols - 1).astype(np.int64)
-        c1 = np.floor((tx[:, None] + half - self.x0) / CELL_M).astype(np.int64)
-        inside &= (c1 >= 0) & (np.floor((tx[:, None] - half - self.x0) / CELL_M) < self.n_cols)
-        c1 = np.clip(c1, 0, self.n_cols - 1)
-        base = (code[:, None] * self.n_rows + rows) * self.n_cols
-        start = np.searchsorted(self.keys, base + c0, side="left")
-        end = np.searchsorted(self.keys, base + c1, side="right")
-        length = np.where(inside, end - start, 0).ravel()
-        start = start.ravel()
-        total = int(length.sum())
-        owner = np.repeat(np.repeat(np.arange(n, dtype=np.int64), span), length)
-        offset = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(total, dtype=np.int64)
-        return owner, self.order[offset]
 
 
 @dataclass

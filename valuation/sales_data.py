@@ -131,7 +131,7 @@ class SalesSnapshot:
 
     def grid(self) -> Any:
         """The sales grid of :mod:`valuation.neighbours`, built once per snapshot."""
-        from valuation.neighbours import Grid
+        from valuation.ml.grid import Grid
 
         if self._grid is None:
             self._grid = Grid.build(self.x, self.y, self.property_type)

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from valuation.ml._dates import as_day_numbers
+from valuation.ml.grid import Grid
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -115,16 +115,55 @@ class SaleArrays:
         return int(self.x.size)
 
 
-def _sorted_group_median(group: IntArray, value: FloatArray, n_groups: int) -> tuple[IntArray, FloatArray]:
-    """Count and median per group id, for pairs already sorted by (group, value)."""
+def _group_medians(
+    group: IntArray, rank: IntArray, n_groups: int, sales: SaleArrays
+) -> tuple[IntArray, FloatArray]:
+    """Count and median price per m2 per group id, from the sales' ranks (pairs in any order).
+
+    The median is the mean of the values at the lower and upper middle positions of the group's sales
+    sorted by value. Small inputs sort (group, rank) keys; large ones (thousands of sales per group, the
+    1 km circles of a dense town) find each middle rank without sorting: a histogram of the ranks in
+    buckets per group locates the bucket that holds it, and only the pairs in that bucket are sorted.
+    Both give the same two values, so the same median, bit for bit.
+    """
     count = np.bincount(group, minlength=n_groups).astype(np.int64)
     median = np.full(n_groups, np.nan)
-    has = count > 0
-    if group.size:
+    has = np.flatnonzero(count > 0)
+    if not has.size:
+        return count, median
+    lower_k, upper_k = (count[has] - 1) // 2, count[has] // 2
+    bits = max(1, len(sales).bit_length())
+    # Buckets of 2**shift ranks, about one per two pairs of a group on average: the histogram stays
+    # smaller than the pairs, and the bucket of a middle rank holds few of the group's sales.
+    per_group = group.size / n_groups
+    shift = max(0, int(np.ceil(np.log2(max(1.0, 2.0 * len(sales) / per_group)))))
+    if per_group < 256 or shift >= bits:
+        key = np.sort((group << bits) | rank)
         start = np.concatenate(([0], np.cumsum(count)[:-1]))[has]
-        lower = value[start + (count[has] - 1) // 2]
-        upper = value[start + count[has] // 2]
-        median[has] = (lower + upper) / 2.0
+        lower, upper = key[start + lower_k], key[start + upper_k]
+    else:
+        n_buckets = (len(sales) >> shift) + 1
+        bucket = rank >> shift
+        hist = np.bincount(group * n_buckets + bucket, minlength=n_groups * n_buckets)
+        cumulative = np.cumsum(hist.reshape(n_groups, n_buckets)[has], axis=1)
+        # The bucket holding each middle position, and how many of the group's sales come before it.
+        lower_b = (cumulative <= lower_k[:, None]).sum(axis=1)
+        upper_b = (cumulative <= upper_k[:, None]).sum(axis=1)
+        rows = np.arange(has.size)
+        before = np.where(lower_b > 0, cumulative[rows, np.maximum(lower_b - 1, 0)], 0)
+        where = np.full(n_groups, -1, dtype=np.int64)
+        where_upper = np.full(n_groups, -1, dtype=np.int64)
+        where[has], where_upper[has] = lower_b, upper_b
+        # Buckets between the two are empty: the selected pairs of a group are its sales at sorted
+        # positions before .. upper, in order.
+        pick = np.flatnonzero((bucket == where[group]) | (bucket == where_upper[group]))
+        key = np.sort((group[pick] << bits) | rank[pick])
+        start = np.searchsorted(key >> bits, has)
+        lower, upper = key[start + lower_k - before], key[start + upper_k - before]
+    mask = (1 << bits) - 1
+    low_value = sales.price_m2[sales.by_value[lower & mask]]
+    high_value = sales.price_m2[sales.by_value[upper & mask]]
+    median[has] = (low_value + high_value) / 2.0
     return count, median
 
 
@@ -139,39 +178,40 @@ def _features_from_pairs(
     lag_days: int,
     max_age_days: int | None,
     min_count: int,
+    *,
+    dated: bool = False,
 ) -> dict[str, npt.NDArray[Any]]:
     """The single definition of the features, from candidate (target, sale) pairs in any order.
 
     Keeps the pairs whose sale has a price per m2 and is dated before ``target day - lag_days`` (and
-    not more than ``max_age_days`` before it), sorts them by target then price per m2, and for each
-    radius keeps those with ``dx*dx + dy*dy <= r*r`` and returns the count and the median per target.
-    Medians of fewer than ``min_count`` sales are NaN.
+    not more than ``max_age_days`` before it), and for each radius those with ``dx*dx + dy*dy <= r*r``;
+    returns the count and the median per target. Medians of fewer than ``min_count`` sales are NaN.
+    ``dated=True``: the caller already kept only such sales for every target of the pairs.
     """
     n_targets = tx.size
-    sale_day = sales.day[sale_idx]
-    target_day = tday[target_idx]
-    keep = (sale_day < target_day - lag_days) & np.isfinite(sales.price_m2[sale_idx])
-    if max_age_days is not None:
-        keep &= sale_day >= target_day - max_age_days
-    # One integer key per pair, target in the high bits and rank in the low ones: shifts and masks
-    # instead of division (the pairs number tens of millions in a batch).
-    bits = max(1, len(sales).bit_length())
-    key = np.sort((target_idx[keep] << bits) | sales.rank[sale_idx[keep]])
-    target_idx = key >> bits
-    sale_idx = sales.by_value[key & ((1 << bits) - 1)]
+    if not dated:
+        sale_day = sales.day[sale_idx]
+        target_day = tday[target_idx]
+        keep = (sale_day < target_day - lag_days) & np.isfinite(sales.price_m2[sale_idx])
+        if max_age_days is not None:
+            keep &= sale_day >= target_day - max_age_days
+        target_idx, sale_idx = target_idx[keep], sale_idx[keep]
     dx = sales.x[sale_idx] - tx[target_idx]
     dy = sales.y[sale_idx] - ty[target_idx]
     d2 = dx * dx + dy * dy
-    values = sales.price_m2[sale_idx]
+    rank = sales.rank[sale_idx]
     out: dict[str, npt.NDArray[Any]] = {}
-    for r in radii:
-        inside = d2 <= r * r
-        count, median = _sorted_group_median(target_idx[inside], values[inside], n_targets)
+    # Largest radius first, each one's pairs a subset of the previous one's: the work shrinks fast.
+    for r in sorted(radii, reverse=True):
+        inside = np.flatnonzero(d2 <= r * r)
+        if inside.size < d2.size:
+            target_idx, rank, d2 = target_idx[inside], rank[inside], d2[inside]
+        count, median = _group_medians(target_idx, rank, n_targets, sales)
         median[count < min_count] = np.nan
         median_name, count_name = feature_names([r])
         out[median_name] = median
         out[count_name] = count
-    return out
+    return {name: out[name] for name in feature_names(radii)}
 
 
 def _validate_targets(
@@ -238,10 +278,9 @@ def neighbourhood_features(
         for name in columns
     }
     valid_target = np.isfinite(tx) & np.isfinite(ty)
+    priced = np.isfinite(sales.price_m2)
     if property_type is None:
-        groups: list[tuple[IntArray, IntArray]] = [
-            (np.flatnonzero(valid_target), np.arange(len(sales), dtype=np.int64))
-        ]
+        groups: list[tuple[IntArray, IntArray]] = [(np.flatnonzero(valid_target), np.flatnonzero(priced))]
     else:
         if sales.property_type is None:
             raise ValueError("same-type features need the sales' property_type")
@@ -249,33 +288,36 @@ def neighbourhood_features(
         if kinds.size != n_targets:
             raise ValueError("property_type must have one value per target")
         groups = [
-            (np.flatnonzero(valid_target & (kinds == kind)), np.flatnonzero(sales.property_type == kind))
+            (
+                np.flatnonzero(valid_target & (kinds == kind)),
+                np.flatnonzero(priced & (sales.property_type == kind)),
+            )
             for kind in pd.unique(kinds[valid_target])
         ]
     max_radius = float(max(radii))
-    # A hair of slack on the tree's radius, so that the exact test in _features_from_pairs, not the
-    # tree's own arithmetic, decides the boundary.
+    # A hair of slack on the search radius, so that the exact test in _features_from_pairs, not the
+    # grid's own arithmetic, decides the boundary.
     query_radius = max_radius * (1 + 1e-9) + 1e-6
     jobs = []
     for targets, candidates in groups:
-        if targets.size == 0 or candidates.size == 0:
-            continue
-        tree = cKDTree(np.column_stack([sales.x[candidates], sales.y[candidates]]))
-        points = np.column_stack([tx[targets], ty[targets]])
-        # Spatially coherent chunks (2 km strips, then y) keep each chunk's tree query local.
-        order = np.lexsort((points[:, 1], np.floor(points[:, 0] / 2000.0)))
-        lengths = tree.query_ball_point(points[order], query_radius, return_length=True, workers=workers)
-        bounds = _chunk_bounds(np.asarray(lengths, dtype=np.int64), max_pairs)
-        jobs += [(tree, candidates, targets[order[lo:hi]]) for lo, hi in itertools.pairwise(bounds)]
+        for chunk_targets, sale_set, dated in _by_day(
+            targets, candidates, tday, sales, lag_days, max_age_days
+        ):
+            if chunk_targets.size == 0 or sale_set.size == 0:
+                continue
+            grid = Grid.build(sales.x[sale_set], sales.y[sale_set])
+            # Spatially coherent chunks (2 km strips, then y) keep each chunk's candidates local.
+            order = chunk_targets[np.lexsort((ty[chunk_targets], np.floor(tx[chunk_targets] / 2000.0)))]
+            lengths = grid.counts(tx[order], ty[order], None, query_radius)
+            bounds = _chunk_bounds(lengths, max_pairs)
+            jobs += [(grid, sale_set, order[lo:hi], dated) for lo, hi in itertools.pairwise(bounds)]
 
-    def run(job: tuple[cKDTree, IntArray, IntArray]) -> tuple[IntArray, dict[str, npt.NDArray[Any]]]:
-        tree, candidates, chunk = job
-        pairs = cKDTree(np.column_stack([tx[chunk], ty[chunk]])).sparse_distance_matrix(
-            tree, query_radius, output_type="ndarray"
-        )
+    def run(job: tuple[Grid, IntArray, IntArray, bool]) -> tuple[IntArray, dict[str, npt.NDArray[Any]]]:
+        grid, sale_set, chunk, dated = job
+        owner, position = grid.candidates(tx[chunk], ty[chunk], None, query_radius)
         stats = _features_from_pairs(
-            pairs["i"].astype(np.int64),
-            candidates[pairs["j"]],
+            owner,
+            sale_set[position],
             tx[chunk],
             ty[chunk],
             tday[chunk],
@@ -284,6 +326,7 @@ def neighbourhood_features(
             lag_days,
             max_age_days,
             min_count,
+            dated=dated,
         )
         return chunk, stats
 
@@ -292,6 +335,34 @@ def neighbourhood_features(
             for name in columns:
                 result[name][chunk] = stats[name]
     return pd.DataFrame(result, columns=columns)
+
+
+#: Up to this many distinct target days, the sales usable on each day are selected once per day
+#: (a batch valued on one date); beyond, every candidate pair is checked against its target's day.
+MAX_DAY_GROUPS = 8
+
+
+def _by_day(
+    targets: IntArray,
+    candidates: IntArray,
+    tday: IntArray,
+    sales: SaleArrays,
+    lag_days: int,
+    max_age_days: int | None,
+) -> list[tuple[IntArray, IntArray, bool]]:
+    """Targets with the sales they may use: (targets, sales, True) per day when the targets have few
+    distinct days (the sales already filtered by date), else (targets, candidates, False)."""
+    days = np.unique(tday[targets])
+    if days.size > MAX_DAY_GROUPS:
+        return [(targets, candidates, False)]
+    out = []
+    sale_day = sales.day[candidates]
+    for day in days.tolist():
+        usable = sale_day < day - lag_days
+        if max_age_days is not None:
+            usable &= sale_day >= day - max_age_days
+        out.append((targets[tday[targets] == day], candidates[usable], True))
+    return out
 
 
 def _chunk_bounds(lengths: IntArray, max_pairs: int) -> list[int]:

@@ -118,3 +118,31 @@ def test_targets_without_coordinates_get_empty_features() -> None:
     batch = neighbourhood_features([np.nan, 0.0], [0.0, 0.0], "2020-01-01", sales)
     assert batch["nbh_count_500m"].tolist() == [0, 1]
     assert np.isnan(batch.loc[0, "nbh_ppm2_median_500m"])
+
+
+@pytest.mark.parametrize("one_day", [True, False])
+def test_dense_neighbourhoods_match_brute_force(one_day: bool) -> None:
+    # Thousands of sales per circle (the histogram path of the medians), prices with many ties, both
+    # a batch valued on one day (sales selected once per day) and targets on many days (pairs checked).
+    rng = np.random.default_rng(11)
+    n = 12_000
+    x, y = rng.uniform(0, 2500, n), rng.uniform(0, 2500, n)
+    dates = np.datetime64("2018-01-01") + rng.integers(0, 700, n)
+    price_m2 = np.round(rng.lognormal(8, 0.3, n), -2)  # about 60 distinct values
+    price_m2[::53] = np.nan
+    sales = SaleArrays.build(x, y, dates, price_m2)
+    m = 300
+    tx, ty = rng.uniform(0, 2500, m), rng.uniform(0, 2500, m)
+    tdates = np.repeat(np.datetime64("2019-06-01"), m) if one_day else dates[rng.integers(0, n, m)]
+    batch = neighbourhood_features(tx, ty, tdates, sales, radii=(100.0, 500.0, 1000.0), lag_days=3)
+    for i in range(m):
+        usable = (dates < tdates[i] - np.timedelta64(3, "D")) & np.isfinite(price_m2)
+        distance2 = (x - tx[i]) ** 2 + (y - ty[i]) ** 2
+        for radius in (100, 500, 1000):
+            inside = usable & (distance2 <= radius * radius)
+            assert batch.loc[i, f"nbh_count_{radius}m"] == inside.sum()
+            median = batch.loc[i, f"nbh_ppm2_median_{radius}m"]
+            if inside.any():
+                assert median == np.median(price_m2[inside]), (i, radius)
+            else:
+                assert np.isnan(median)
