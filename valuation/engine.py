@@ -80,9 +80,9 @@ def known_facts(subject: Subject) -> dict[str, dict[str, Any]]:
     parcel = subject.parcel
     if parcel is not None:
         facts["land_area_m2"] = {"value": round(parcel.area_m2, 1), "source": "cadastral parcel"}
-        building = max(parcel.buildings.all(), key=lambda b: b.footprint.area, default=None)
+        building = max(parcel_buildings(parcel), key=footprint_area, default=None)
         if building is not None:
-            footprint = building.footprint.area
+            footprint = footprint_area(building)
             facts["building_footprint_m2"] = {
                 "value": round(footprint, 1),
                 "source": f"building ({building.source})",
@@ -105,6 +105,18 @@ def known_facts(subject: Subject) -> dict[str, dict[str, Any]]:
         facts.pop("land_area_m2", None)
         facts.pop("living_area_m2", None)
     return facts
+
+
+def parcel_buildings(parcel: Any) -> list[Any]:
+    """The parcel's buildings, as located (see ``valuation.locate``), else read now."""
+    found = getattr(parcel, "valuation_buildings", None)
+    return list(parcel.buildings.all()) if found is None else found
+
+
+def footprint_area(building: Any) -> float:
+    """A building's footprint area in m², as PostGIS computed it when the parcel was located."""
+    area = getattr(building, "footprint_area_m2", None)
+    return float(area) if area is not None else float(building.footprint.area)
 
 
 def merged_facts(subject: Subject, given: dict[str, Any]) -> dict[str, dict[str, Any]]:
