@@ -8,7 +8,9 @@ once per process and reloaded only when another version becomes active.
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -26,7 +28,7 @@ from valuation import market, neighbours
 from valuation.locate import Subject
 from valuation.ml.bundle import TIME_TERM, Bundle
 from valuation.models import SALE_FACTS, ModelStatus, ModelVersion
-from valuation.parallel import parallel_chunks
+from valuation.parallel import parallel_parts, workers_for
 from valuation.sales_data import GRID_CELL_M, sales_snapshot
 
 POOL_RADIUS_M = 1000.0
@@ -229,9 +231,21 @@ class Prepared:
     ok: list[int]  # positions of the targets to value
     rows: pd.DataFrame  # one row per position in ``ok``
     work: list[tuple[Target, dict[str, dict[str, Any]]]]
+    vintages: dict[str, Any] | None = None  # the data vintages every result cites
 
 
-def value_prepare(targets: list[Target]) -> Prepared:
+@dataclass(frozen=True)
+class Encoded:
+    """A result as it is stored: its JSON text, and the figures the valuation row repeats."""
+
+    text: str
+    price_eur: int
+    low_eur: int
+    high_eur: int
+    coverage: float
+
+
+def value_prepare(targets: list[Target], *, vintages: dict[str, Any] | None = None) -> Prepared:
     """Facts, features from the database, the current sales and model (database work, in the caller)."""
     version, bundle = active_model()
     facts = [merged_facts(t.subject, t.facts) for t in targets]
@@ -250,32 +264,70 @@ def value_prepare(targets: list[Target]) -> Prepared:
     snapshot.display_columns()
     _ = version.price_index
     rows = frame.iloc[ok].reset_index(drop=True)
-    return Prepared(version, bundle, results, ok, rows, [(targets[i], facts[i]) for i in ok])
+    return Prepared(version, bundle, results, ok, rows, [(targets[i], facts[i]) for i in ok], vintages)
 
 
-def value_finish(
-    prepared: Prepared, computed: list[dict[str, Any]]
-) -> list[dict[str, Any] | ValuationInputError]:
-    """Put the computed results in place and add the comparables' addresses (database work)."""
-    results = list(prepared.results)
-    for i, result in zip(prepared.ok, computed, strict=True):
-        results[i] = result
-    _add_comparable_addresses([r for r in results if isinstance(r, dict)])
-    return results
+def value_compute_parts(
+    prepared: Prepared, *, encode: bool = False, caller_load: float = 0.0
+) -> Iterator[tuple[int, list[Any]]]:
+    """The results of the prepared targets, part by part: ``(offset, results)``, ``offset`` the
+    position in ``prepared.ok`` of the part's first result. Large batches are split over the cores by
+    forked processes (no database access in the computation; see :mod:`valuation.parallel`).
 
-
-def value_compute_split(prepared: Prepared) -> list[dict[str, Any]]:
-    """The results of the prepared targets, split over the cores by forked processes when the batch is
-    large (no database access in the computation)."""
+    ``encode``: each result as :class:`Encoded` (JSON text, made in the worker processes) instead of
+    a dict. ``caller_load``: the caller's own work per result in the parent (storing it), as a
+    fraction of the computation's, so that the parent takes a smaller share of the rows.
+    """
     if not prepared.ok:
-        return []
-    return parallel_chunks(_compute, prepared.rows, prepared.work, prepared.version, prepared.bundle)
+        return
+    if workers_for(len(prepared.ok)) > 1:
+        _warm(prepared)
+    yield from parallel_parts(
+        _compute,
+        prepared.rows,
+        prepared.work,
+        prepared.version,
+        prepared.bundle,
+        prepared.vintages,
+        encode,
+        caller_load=caller_load,
+    )
 
 
-def value_targets(targets: list[Target]) -> tuple[ModelVersion, list[dict[str, Any] | ValuationInputError]]:
+def _warm(prepared: Prepared) -> None:
+    """Value one row per (valuation date, property type) of the batch before it forks: the search
+    structures over the sales for those dates and types (grids, k-d trees, bands) are then built
+    once, in the parent, and shared by the workers instead of built again in each."""
+    rows = prepared.rows
+    sample = rows.drop_duplicates(["sale_date", "property_type"]).index.to_list()
+    sample = (sample + [i for i in range(len(rows)) if i not in sample[:2]])[: max(2, len(sample))]
+    _compute(
+        rows.iloc[sample].reset_index(drop=True),
+        [prepared.work[i] for i in sample],
+        prepared.version,
+        prepared.bundle,
+        prepared.vintages,
+        False,
+        1,
+    )
+
+
+def value_targets(
+    targets: list[Target], *, vintages: dict[str, Any] | None = None
+) -> tuple[ModelVersion, list[dict[str, Any] | ValuationInputError]]:
     """Value many targets at once; each result is a JSON-ready dict, or the input error of that row."""
-    prepared = value_prepare(targets)
-    return prepared.version, value_finish(prepared, value_compute_split(prepared))
+    prepared = value_prepare(targets, vintages=vintages)
+    results = list(prepared.results)
+    for offset, part in value_compute_parts(prepared):
+        for k, result in enumerate(part):
+            results[prepared.ok[offset + k]] = result
+    return prepared.version, results
+
+
+def _encode(result: dict[str, Any]) -> Encoded:
+    return Encoded(
+        json.dumps(result), result["price_eur"], result["low_eur"], result["high_eur"], result["coverage"]
+    )
 
 
 def _compute(
@@ -283,14 +335,23 @@ def _compute(
     work: list[tuple[Target, dict[str, dict[str, Any]]]],
     version: ModelVersion,
     bundle: Bundle,
+    vintages: dict[str, Any] | None,
+    encode: bool,
     threads: int,
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     """Value ``rows`` (no database access: safe in a forked process)."""
     snapshot = sales_snapshot(check=False)
     found = _neighbourhoods(rows, snapshot, bundle, version)
-    pool = _pool(rows, version, bundle, full=int(found.count.min()) < COMPARABLES_K)
+    if len(rows) > 1:
+        # Many properties: all the sales are the pool, with the search structures built over them
+        # kept for the next parts of the batch (same features: see _pool).
+        pool = _pool(rows, version, bundle, full=True)
+        sales = snapshot.cached(("sale-arrays", version.pk), lambda _: bundle.builder.sale_arrays(pool))
+    else:
+        pool = _pool(rows, version, bundle, full=int(found.count.min()) < COMPARABLES_K)
+        sales = None
     with bundle.threads(threads):
-        valued = bundle.value(rows, pool)
+        valued = bundle.value(rows, pool, sales=sales)
     feature_rows = _feature_records(valued.features)
     lon, lat = to_wgs84(rows["x"].to_numpy(), rows["y"].to_numpy())
     all_comparables = np.concatenate([np.zeros(0, np.int64), *found.comparables])
@@ -301,20 +362,11 @@ def _compute(
         n = found.comparables[k].size
         place = (float(lon[k]), float(lat[k]), c_lon[at : at + n], c_lat[at : at + n])
         at += n
-        out.append(_result(target, facts, valued, k, version, bundle, found, feature_rows[k], place))
+        result = _result(target, facts, valued, k, version, bundle, found, feature_rows[k], place)
+        if vintages is not None:
+            result["vintages"] = vintages
+        out.append(_encode(result) if encode else result)
     return out
-
-
-def _add_comparable_addresses(results: list[dict[str, Any]]) -> None:
-    ids = list({c["sale_id"] for r in results for c in r["comparables"]})
-    if not ids:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("select id, address from valuation_sale where id = any(%s) and address <> ''", [ids])
-        addresses = dict(cursor.fetchall())
-    for result in results:
-        for comparable in result["comparables"]:
-            comparable["address"] = addresses.get(comparable["sale_id"], "")
 
 
 def _feature_records(features: pd.DataFrame) -> list[dict[str, Any]]:
@@ -475,7 +527,7 @@ def _comparables(
             "price_eur": shown["price_eur"][j],
             "indexed_price_eur": round(value),
             "distance_m": round(metres),
-            "address": "",
+            "address": shown["address"][j],
             "longitude": round(lon, 7),
             "latitude": round(lat, 7),
         }

@@ -29,7 +29,7 @@ from valuation.ml.grid import CELL_M, Grid
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-CHUNK_PAIRS = 3_000_000  # candidate pairs per chunk (bounded memory, about 100 bytes a pair at peak)
+CHUNK_PAIRS = 1_000_000  # candidate pairs per chunk (bounded memory, about 100 bytes a pair at peak)
 COMPARABLE_CUTS_M = (150.0, 400.0)  # try these before all of the 1 km
 COMPARABLES = 10
 AREA_TOLERANCE = 0.3

@@ -3,8 +3,13 @@
 A batch of thousands of valuations is pure computation once its rows are prepared (the model and the
 sales snapshot are already in memory): the parent forks one child per extra core, each child values
 its share of the rows with what it inherited (copy-on-write, nothing reloaded, no database access)
-and sends the results back through a pipe; the parent values the first share meanwhile. Small
-batches, single valuations, and platforms without ``fork`` run in the calling process.
+and sends the results back through a pipe, part by part; the parent values its own share meanwhile.
+Small batches, single valuations, and platforms without ``fork`` run in the calling process.
+
+:func:`parallel_parts` hands each part to the caller as soon as it is there, so a caller that stores
+the results (a database write, in the parent only) can give the parent a smaller share and store the
+children's parts while they are still computing: both cores stay busy. A thread of the parent drains
+each child's pipe as it fills, so a child never waits for the parent.
 
 Each process runs LightGBM on one thread: two processes on two cores beat two OpenMP threads, since
 most of the work (neighbourhoods, explanations, JSON-ready results) is Python and numpy, not trees.
@@ -14,8 +19,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
+import signal
+import struct
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -23,6 +32,9 @@ import pandas as pd
 T = TypeVar("T")
 
 MIN_ROWS_PER_PROCESS = 1000
+#: Rows per part a child sends back: small enough for the parent to start storing early.
+PART_ROWS = 500
+_LENGTH = struct.Struct("<Q")
 
 
 def _forbid_database() -> None:
@@ -45,10 +57,18 @@ def workers_for(n_rows: int) -> int:
     return max(1, min(cores, n_rows // MIN_ROWS_PER_PROCESS))
 
 
-class Forked:
-    """A call running in a forked child; :meth:`join` returns its result (or raises its error)."""
+def _send(fd: int, payload: Any) -> None:
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
 
-    def __init__(self, call: Callable[..., Any], *args: Any) -> None:
+
+class Forked:
+    """Tasks ``(offset, call)`` run in a forked child, in order; :meth:`results` yields each
+    ``(offset, call())`` as the child sends it (or raises the child's error)."""
+
+    def __init__(self, tasks: Sequence[tuple[int, Callable[[], Any]]]) -> None:
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: compute, send, and leave without running any parent code
@@ -57,30 +77,109 @@ class Forked:
                 os.close(read)
                 _forbid_database()
                 try:
-                    payload: Any = ("ok", call(*args))
+                    for offset, call in tasks:
+                        _send(write, ("part", offset, call()))
+                    _send(write, ("done", None, None))
                 except BaseException as exc:  # reported to the parent, which re-raises
-                    payload = ("error", f"{type(exc).__name__}: {exc}")
+                    _send(write, ("error", None, f"{type(exc).__name__}: {exc}"))
                     status = 1
-                with os.fdopen(write, "wb") as out:
-                    pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
             finally:
                 os._exit(status)
         os.close(write)
-        self.pid, self._read = pid, read
+        self.pid = pid
+        self._blocks: queue.Queue[bytes] = queue.Queue()
+        self._drain = threading.Thread(target=self._read_all, args=(read,), daemon=True)
+        self._drain.start()
+        self._finished = False
 
-    def join(self, *, check: bool = True) -> Any:
-        """Wait for the child; its result, or its error raised (``check=False``: None on error)."""
-        with os.fdopen(self._read, "rb") as handle:
-            try:
-                kind, value = pickle.load(handle)  # noqa: S301 - our own child, our own pipe
-            except EOFError:
-                kind, value = "error", "a worker process ended without a result"
-        os.waitpid(self.pid, 0)
-        if kind != "ok":
-            if not check:
-                return None
-            raise RuntimeError(f"Part of the batch failed in a worker process: {value}")
-        return value
+    def _read_all(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while block := pipe.read(1 << 20):
+                self._blocks.put(block)
+        self._blocks.put(b"")  # end of the pipe
+
+    def results(self) -> Iterator[tuple[int, Any]]:
+        """The child's results, part by part, as they arrive."""
+        buffer = bytearray()
+        ended = False
+        try:
+            while True:
+                while len(buffer) >= _LENGTH.size:
+                    (size,) = _LENGTH.unpack_from(buffer)
+                    if len(buffer) < _LENGTH.size + size:
+                        break
+                    frame = bytes(buffer[_LENGTH.size : _LENGTH.size + size])
+                    kind, offset, value = pickle.loads(frame)  # noqa: S301 - our own child, our own pipe
+                    del buffer[: _LENGTH.size + size]
+                    if kind == "done":
+                        return
+                    if kind == "error":
+                        raise RuntimeError(f"Part of the batch failed in a worker process: {value}")
+                    yield offset, value
+                if ended:
+                    raise RuntimeError("Part of the batch failed in a worker process: it ended early")
+                block = self._blocks.get()
+                ended = not block
+                buffer += block
+        finally:
+            self.join()
+
+    def join(self, *, stop: bool = False) -> None:
+        """Wait for the child to end; ``stop``: end it now (its results, if not read, are dropped)."""
+        if not self._finished:
+            self._finished = True
+            if stop:
+                os.kill(self.pid, signal.SIGKILL)
+            self._drain.join()
+            os.waitpid(self.pid, 0)
+
+
+def parallel_parts(
+    compute: Callable[..., list[T]],
+    rows: pd.DataFrame,
+    work: Sequence[Any],
+    *args: Any,
+    caller_load: float = 0.0,
+) -> Iterator[tuple[int, list[T]]]:
+    """``compute(rows_part, work_part, *args, threads)`` over contiguous parts, in forked processes;
+    yields ``(offset, results)`` per part, the parent's own part first, then the children's as they
+    come (each part's results are in the order of its rows, ``offset`` its first row).
+
+    ``caller_load``: the work the caller does in the parent with each result (e.g. storing it), as a
+    fraction of the computation's: the parent then takes fewer rows, so that every process ends
+    about together. With ``w`` processes its share is ``(1 - (w - 1) * caller_load) / w``.
+
+    A child that fails makes the iteration raise its error after the parts already yielded.
+    """
+    n = len(rows)
+    workers = workers_for(n)
+
+    def call(lo: int, hi: int, threads: int) -> Callable[[], list[T]]:
+        return lambda: compute(rows.iloc[lo:hi].reset_index(drop=True), list(work[lo:hi]), *args, threads)
+
+    if workers == 1:
+        if n:
+            yield 0, call(0, n, 2 if n >= 100 else 1)()
+        return
+    own = min(max(round(n * (1 - (workers - 1) * caller_load) / workers), 0), n)
+    bounds = [own + round(k * (n - own) / (workers - 1)) for k in range(workers)]
+    children = [
+        Forked(
+            [
+                (lo, call(lo, min(lo + PART_ROWS, bounds[k + 1]), 1))
+                for lo in range(bounds[k], bounds[k + 1], PART_ROWS)
+            ]
+        )
+        for k in range(workers - 1)
+    ]
+    try:
+        if own:
+            yield 0, call(0, own, 1)()
+        for child in children:
+            yield from child.results()
+    finally:  # the caller stopped early, or something failed: the children's work is not needed
+        for child in children:
+            child.join(stop=True)
 
 
 def parallel_chunks(
@@ -91,23 +190,7 @@ def parallel_chunks(
     Returns the concatenated results in the order of ``rows``. A child that fails makes the whole call
     fail with its error, never a partial result.
     """
-    n = len(rows)
-    workers = workers_for(n)
-    if workers == 1:
-        return compute(rows, list(work), *args, 2 if n >= 100 else 1)
-    bounds = [round(k * n / workers) for k in range(workers + 1)]
-
-    def part(k: int) -> tuple[pd.DataFrame, list[Any]]:
-        lo, hi = bounds[k], bounds[k + 1]
-        return rows.iloc[lo:hi].reset_index(drop=True), list(work[lo:hi])
-
-    children = [Forked(compute, *part(k), *args, 1) for k in range(1, workers)]
-    try:
-        results = compute(*part(0), *args, 1)
-    except BaseException:
-        for child in children:
-            child.join(check=False)
-        raise
-    for child in children:
-        results.extend(child.join())
+    results: list[T] = []
+    for _offset, part in parallel_parts(compute, rows, work, *args):
+        results.extend(part)
     return results

@@ -155,7 +155,8 @@ class SalesSnapshot:
         return value
 
     def display_columns(self) -> dict[str, list[Any]]:
-        """The facts shown for a comparable sale, as JSON-ready Python lists (built once)."""
+        """The facts shown for a comparable sale, as JSON-ready Python lists (built once, with a query
+        for the addresses: call it where the database may be used, before a batch forks)."""
         if self._display is None:
 
             def plain(values: np.ndarray) -> list[Any]:
@@ -168,6 +169,7 @@ class SalesSnapshot:
                 "living_area_m2": plain(self.living_area),
                 "land_area_m2": plain(self.land_area),
                 "price_eur": np.round(self.price).astype(np.int64).tolist(),
+                "address": _addresses(self.ids),
             }
         return self._display
 
@@ -176,6 +178,14 @@ class SalesSnapshot:
         if key not in self._cache:
             self._cache[key] = compute(self)
         return self._cache[key]
+
+
+def _addresses(ids: np.ndarray) -> list[str]:
+    """The address of each sale (empty when unknown), in the order of ``ids``."""
+    with connection.cursor() as cursor:
+        cursor.execute("select id, address from valuation_sale where address <> ''")
+        known = dict(cursor.fetchall())
+    return [known.get(i, "") for i in ids.tolist()]
 
 
 _lock = threading.Lock()

@@ -13,7 +13,14 @@ from django.utils import timezone
 
 from opendata.copy import copy_rows
 from opendata.models import RunStatus, SourceRefreshRun
-from valuation.engine import FACT_NAMES, Target, ValuationInputError, value_targets
+from valuation.engine import (
+    FACT_NAMES,
+    Target,
+    ValuationInputError,
+    value_compute_parts,
+    value_prepare,
+    value_targets,
+)
 from valuation.locate import LocateError, Subject, subject_locate, subjects_locate_many
 from valuation.models import Channel, Valuation
 from valuation.sales_data import sales_snapshot
@@ -114,12 +121,10 @@ def _store(
     channel: str,
     user: Any,
     version: Any,
-    vintages: dict[str, Any],
 ) -> Valuation:
-    result = {**result, "vintages": vintages}
     return Valuation(
         channel=channel,
-        created_by=user if user is not None and not isinstance(user, AnonymousUser) else None,
+        created_by=_user(user),
         query=query.label()[:300],
         inputs=query.as_inputs(),
         valuation_date=date.fromisoformat(result["valuation_date"]),
@@ -132,6 +137,10 @@ def _store(
         coverage=result["coverage"],
         result=result,
     )
+
+
+def _user(user: Any) -> Any:
+    return user if user is not None and not isinstance(user, AnonymousUser) else None
 
 
 def valuation_create(
@@ -147,7 +156,9 @@ def valuation_create(
         address_id=query.address_id,
     )
     when = query.valuation_date or timezone.localdate()
-    version, results = value_targets([Target(subject=subject, valuation_date=when, facts=facts)])
+    version, results = value_targets(
+        [Target(subject=subject, valuation_date=when, facts=facts)], vintages=data_vintages()
+    )
     outcome = results[0]
     if isinstance(outcome, ValuationInputError):
         raise outcome
@@ -158,7 +169,6 @@ def valuation_create(
         channel=channel,
         user=user,
         version=version,
-        vintages=data_vintages(),
     )
     valuation.save()
     return valuation
@@ -204,27 +214,49 @@ def valuations_create_many(
         subjects.append(subject)
     if not targets:
         return outcomes
-    version, results = value_targets(targets)
-    vintages = data_vintages()
-    to_save = []
-    for position, subject, outcome in zip(positions, subjects, results, strict=True):
-        if isinstance(outcome, ValuationInputError):
-            outcomes[position].error = {"field": outcome.field, "message": str(outcome)}
-            continue
-        valuation = _store(
-            query=queries[position],
-            subject=subject,
-            result=outcome,
-            channel=channel,
-            user=user,
-            version=version,
-            vintages=vintages,
-        )
-        outcomes[position].valuation = valuation
-        to_save.append(valuation)
-    valuations_store(to_save)
+    prepared = value_prepare(targets, vintages=data_vintages())
+    for position, result in zip(positions, prepared.results, strict=True):
+        if isinstance(result, ValuationInputError):
+            outcomes[position].error = {"field": result.field, "message": str(result)}
+    # Stored as they are computed, in one transaction: the parent stores the workers' parts while
+    # they compute the next ones. A failure stores nothing.
+    with transaction.atomic():
+        ids = _next_ids(len(prepared.ok))
+        now = timezone.now()
+        for offset, part in value_compute_parts(prepared, encode=True, caller_load=STORE_LOAD):
+            stored = []
+            for k, encoded in enumerate(part, start=offset):
+                i = prepared.ok[k]
+                query, subject, target = queries[positions[i]], subjects[i], targets[i]
+                valuation = Valuation.from_db(
+                    "default",
+                    _SHOWN,
+                    (
+                        ids[k],
+                        now,
+                        channel,
+                        getattr(_user(user), "pk", None),
+                        query.label()[:300],
+                        query.as_inputs(),
+                        target.valuation_date,
+                        subject.parcel.pk if subject.parcel is not None else None,
+                        subject.point,
+                        prepared.version.pk,
+                        encoded.price_eur,
+                        encoded.low_eur,
+                        encoded.high_eur,
+                        encoded.coverage,
+                    ),
+                )
+                outcomes[positions[i]].valuation = valuation
+                stored.append((valuation, encoded.text))
+            _copy(stored)
     return outcomes
 
+
+#: The parent's work to store one result, as a fraction of the work to compute it (measured on the
+#: bench town: about 0.1 ms against 1.5 ms); the parent values that much fewer rows itself.
+STORE_LOAD = 0.07
 
 _STORED = (
     "id",
@@ -245,42 +277,43 @@ _STORED = (
 )
 
 
-def valuations_store(valuations: list[Valuation]) -> None:
-    """Store many valuations by COPY (ids drawn from the table's sequence first), in one transaction."""
-    if not valuations:
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
+# The stored valuation as :func:`valuations_create_many` hands it back: its result (the large JSON)
+# deferred, read from the database when asked for, like a row fetched with ``.defer("result")``.
+_SHOWN = [name for name in _STORED if name != "result"]
+
+
+def _next_ids(n: int) -> list[int]:
+    with connection.cursor() as cursor:
         cursor.execute(
             "select nextval(pg_get_serial_sequence('valuation_valuation', 'id')) from generate_series(1, %s)",
-            [len(valuations)],
+            [n],
         )
-        ids = [row[0] for row in cursor.fetchall()]
-        now = timezone.now()
-        for valuation, pk in zip(valuations, ids, strict=True):
-            valuation.pk, valuation.created_at = pk, now
-        copy_rows(
-            "valuation_valuation",
-            _STORED,
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(stored: list[tuple[Valuation, str]]) -> None:
+    """COPY valuations with their result already as JSON text (in the caller's transaction)."""
+    copy_rows(
+        "valuation_valuation",
+        _STORED,
+        (
             (
-                (
-                    v.pk,
-                    v.created_at,
-                    v.channel,
-                    v.created_by_id,
-                    v.query,
-                    json.dumps(v.inputs),
-                    v.valuation_date,
-                    v.parcel_id,
-                    f"SRID={v.point.srid};POINT({v.point.x!r} {v.point.y!r})",
-                    v.model_version_id,
-                    v.price_eur,
-                    v.low_eur,
-                    v.high_eur,
-                    v.coverage,
-                    json.dumps(v.result),
-                )
-                for v in valuations
-            ),
-        )
-    for valuation in valuations:
-        valuation._state.adding, valuation._state.db = False, "default"
+                v.pk,
+                v.created_at,
+                v.channel,
+                v.created_by_id,
+                v.query,
+                json.dumps(v.inputs),
+                v.valuation_date,
+                v.parcel_id,
+                f"SRID={v.point.srid};POINT({v.point.x!r} {v.point.y!r})",
+                v.model_version_id,
+                v.price_eur,
+                v.low_eur,
+                v.high_eur,
+                v.coverage,
+                text,
+            )
+            for v, text in stored
+        ),
+    )

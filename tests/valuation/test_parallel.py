@@ -59,3 +59,38 @@ def test_forked_batch_equals_one_process(demo_model, models_in, monkeypatch) -> 
         return [r if isinstance(r, dict) else str(r) for r in results]
 
     assert plain(forked) == plain(alone)
+
+
+def test_parts_stream_with_a_smaller_parent_share(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 10)
+    monkeypatch.setattr(parallel, "PART_ROWS", 7)
+    rows = pd.DataFrame({"v": range(100)})
+    assert parallel.workers_for(len(rows)) == 2 or pytest.skip("needs exactly two cores")
+    parts = list(parallel.parallel_parts(_double, rows, list(range(100)), caller_load=0.2))
+    # The parent values (1 - 0.2) / 2 = 40% of the rows, the child the rest in parts of 7, in order.
+    assert [(offset, len(part)) for offset, part in parts][:3] == [(0, 40), (40, 7), (47, 7)]
+    assert [r for _, part in parts for r in part] == [(2 * i, i) for i in range(100)]
+
+
+def test_a_caller_that_stops_early_ends_the_workers(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 10)
+    monkeypatch.setattr(parallel, "PART_ROWS", 5)
+    rows = pd.DataFrame({"v": range(100)})
+    assert parallel.workers_for(len(rows)) >= 2 or pytest.skip("one core only")
+    started = []
+    real_fork = parallel.os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(parallel.os, "fork", fork)
+    stream = parallel.parallel_parts(_double, rows, list(range(100)))
+    next(stream)
+    stream.close()  # e.g. the caller's database write failed
+    assert started
+    for pid in started:  # reaped: no such child any more
+        with pytest.raises(ChildProcessError):
+            parallel.os.waitpid(pid, 0)

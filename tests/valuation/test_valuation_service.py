@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import pytest
@@ -222,3 +223,50 @@ def test_the_valuate_command_prints_the_price_and_refuses_bad_input(house: Addre
     assert "<- price" in text
     with pytest.raises(CommandError, match="address: No street called"):
         call_command("valuate", "Nergensstraat 1", stdout=io.StringIO())
+
+
+def test_a_forked_batch_stores_what_the_single_path_stores(house: Address, models_in, monkeypatch) -> None:
+    from valuation import parallel
+
+    addresses = list(
+        Address.objects.filter(source="demo", box="", parcel__buildings__storeys__isnull=False)[:40]
+    )
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 10)
+    monkeypatch.setattr(parallel, "PART_ROWS", 6)
+    if parallel.workers_for(len(addresses)) < 2:
+        pytest.skip("one core only")
+    before = Valuation.objects.count()
+    outcomes = valuations_create_many(queries=[ValuationQuery(address_id=a.pk) for a in addresses])
+    assert Valuation.objects.count() == before + len(addresses)
+    for address, outcome in zip(addresses[::9], outcomes[::9], strict=True):
+        stored = Valuation.objects.get(pk=outcome.valuation.pk)
+        assert outcome.valuation.result == stored.result  # read back on first use
+        single = valuation_create(query=ValuationQuery(address_id=address.pk))
+        for key in ("price_eur", "low_eur", "high_eur", "explanation", "distribution", "comparables"):
+            assert stored.result[key] == single.result[key], key
+        assert stored.price_eur == single.price_eur and stored.parcel_id == single.parcel_id
+
+
+def test_a_batch_that_fails_in_a_worker_stores_nothing(house: Address, models_in, monkeypatch) -> None:
+    from valuation import engine, parallel
+
+    addresses = list(
+        Address.objects.filter(source="demo", box="", parcel__buildings__storeys__isnull=False)[:30]
+    )
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 10)
+    monkeypatch.setattr(parallel, "PART_ROWS", 4)
+    if parallel.workers_for(len(addresses)) < 2:
+        pytest.skip("one core only")
+    real = engine._compute
+
+    def failing(rows, work, *args):
+        if os.getpid() != parent:
+            raise MemoryError("worker ran out of memory")
+        return real(rows, work, *args)
+
+    parent = os.getpid()
+    monkeypatch.setattr(engine, "_compute", failing)
+    before = Valuation.objects.count()
+    with pytest.raises(RuntimeError, match="worker ran out of memory"):
+        valuations_create_many(queries=[ValuationQuery(address_id=a.pk) for a in addresses])
+    assert Valuation.objects.count() == before

@@ -101,6 +101,12 @@ def _nearest_in_tree(
         width = min(width * 4, candidates.size)
 
 
+def _by_date(sales: SaleArrays, usable: npt.NDArray[np.bool_], kind: Any) -> IntArray:
+    """The usable sales (of ``kind`` unless None) in date order."""
+    candidates = np.flatnonzero(usable if kind is None else usable & (sales.property_type == kind))
+    return candidates[np.argsort(sales.day[candidates], kind="stable")]
+
+
 def comparables_price_m2(
     x: npt.ArrayLike,
     y: npt.ArrayLike,
@@ -153,28 +159,29 @@ def comparables_price_m2(
     usable = np.isfinite(sales.price_m2)
     valid = np.isfinite(tx) & np.isfinite(ty)
     if property_type is None:
-        groups = [(np.flatnonzero(valid), np.flatnonzero(usable))]
+        groups = {None: np.flatnonzero(valid)}
     else:
         if sales.property_type is None:
             raise ValueError("same-type comparables need the sales' property_type")
         kinds = np.asarray(property_type).ravel()
-        groups = [
-            (np.flatnonzero(valid & (kinds == kind)), np.flatnonzero(usable & (sales.property_type == kind)))
-            for kind in pd.unique(kinds[valid])
-        ]
-    for targets, candidates in groups:
-        if targets.size == 0 or candidates.size == 0:
-            continue
+        groups = {kind: np.flatnonzero(valid & (kinds == kind)) for kind in pd.unique(kinds[valid])}
+    for kind, targets in groups.items():
         # Candidates in date order. A target's eligible sales are a prefix of that order, of length
         # `eligible`; it is searched in a tree over the first power-of-two many (at least twice as many
         # as it needs), so later sales, never eligible, are at most half of what the tree holds. The
-        # trees for all targets hold at most twice the candidates in total.
-        candidates = candidates[np.argsort(sales.day[candidates], kind="stable")]
+        # trees for all targets hold at most twice the candidates in total. Both are kept with the
+        # sales for the next call (a batch valued in parts).
+        candidates = sales.memo(("knn-candidates", kind), lambda k=kind: _by_date(sales, usable, k))
+        if targets.size == 0 or candidates.size == 0:
+            continue
         eligible = np.searchsorted(sales.day[candidates], tday[targets] - lag_days, side="left")
         size = np.minimum(2 ** np.ceil(np.log2(np.maximum(eligible, 64))).astype(np.int64), candidates.size)
-        for tree_size in np.unique(size[eligible > 0]):
+        for tree_size in np.unique(size[eligible > 0]).tolist():
             prefix = candidates[:tree_size]
-            tree = cKDTree(np.column_stack([sales.x[prefix], sales.y[prefix]]))
+            tree = sales.memo(
+                ("knn-tree", kind, tree_size),
+                lambda p=prefix: cKDTree(np.column_stack([sales.x[p], sales.y[p]])),
+            )
             group = targets[(size == tree_size) & (eligible > 0)]
             for chunk in np.array_split(group, -(-group.size // chunk_size)):
                 _nearest_in_tree(

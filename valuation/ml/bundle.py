@@ -30,6 +30,7 @@ from valuation.ml.explain import Explanation, rounded_explanation
 from valuation.ml.features import DefaultFeatures
 from valuation.ml.intervals import ConformalInterval
 from valuation.ml.model import PriceModel
+from valuation.ml.neighbourhood import SaleArrays
 from valuation.ml.price_index import PriceIndex
 
 FORMAT = "valuation.bundle/1"
@@ -115,14 +116,17 @@ class Bundle:
         n = len(np.atleast_1d(np.asarray(dates)))
         return self.index.factor(np.repeat(vintage, n), region, to_date=dates)
 
-    def value(self, targets: pd.DataFrame, pool: pd.DataFrame, *, unit: int = 1000) -> Valued:
+    def value(
+        self, targets: pd.DataFrame, pool: pd.DataFrame, *, unit: int = 1000, sales: SaleArrays | None = None
+    ) -> Valued:
         """Value the targets (``sale_date`` = valuation date) against candidate sales ``pool``.
 
         ``pool`` must be indexed (see :meth:`index_pool`) and hold every sale within the largest
-        neighbourhood radius of each target; sales on or after a target's date never count.
+        neighbourhood radius of each target; sales on or after a target's date never count. ``sales``:
+        the pool as ``self.builder.sale_arrays(pool)`` built it, to reuse across calls.
         """
         # A fact that no target has (e.g. no EPC anywhere) is simply unknown for all of them.
-        features = self.builder(targets, pool).reindex(columns=self.feature_names)
+        features = self.builder(targets, pool, sales).reindex(columns=self.feature_names)
         point_vintage = self.model.predict_price(features)
         low_v, high_v = self.interval.predict_interval(features, point_vintage)
         factor = self.time_factor(targets["sale_date"].to_numpy(), self._region(targets))

@@ -77,7 +77,21 @@ class DefaultFeatures:
     comparables_column: str | None = "comparables_eur"
     max_age_days: int | None = None
 
-    def __call__(self, targets: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame:
+    def sale_arrays(self, pool: pd.DataFrame) -> SaleArrays:
+        """The pool as the neighbourhood functions read it (build it once to value in parts)."""
+        return SaleArrays.build(
+            pool["x"],
+            pool["y"],
+            pool["sale_date"],
+            pool["indexed_price_m2"],
+            pool["property_type"].astype(str),
+        )
+
+    def __call__(
+        self, targets: pd.DataFrame, pool: pd.DataFrame, sales: SaleArrays | None = None
+    ) -> pd.DataFrame:
+        """The features of ``targets`` from the candidate sales ``pool`` (``sales``: the same pool as
+        :meth:`sale_arrays` built it, reused across calls)."""
         columns: dict[str, Any] = {}
         present = [name for name in (*self.numeric, *self.extra_numeric) if name in targets.columns]
         numeric = targets[present]
@@ -91,13 +105,8 @@ class DefaultFeatures:
         for name in self.categorical:
             if name in targets.columns:
                 columns[name] = pd.Categorical(targets[name].astype("string"))
-        sales = SaleArrays.build(
-            pool["x"],
-            pool["y"],
-            pool["sale_date"],
-            pool["indexed_price_m2"],
-            pool["property_type"].astype(str),
-        )
+        if sales is None:
+            sales = self.sale_arrays(pool)
         kinds = targets["property_type"].astype(str).to_numpy() if self.same_type else None
         if len(targets) == 1:
             # One property (the serving path): the single-target functions skip building k-d trees and

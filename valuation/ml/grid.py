@@ -78,17 +78,25 @@ class Grid:
         end = np.searchsorted(self.keys, base + c1, side="right")
         return start, np.where(inside, end - start, 0)
 
-    def candidates(
+    def runs(
         self, tx: FloatArray, ty: FloatArray, ttype: npt.NDArray[Any] | None, radius: float
     ) -> tuple[IntArray, IntArray]:
-        """(target, point) candidate pairs: every point of the target's type in the cells the circle
-        touches (a superset of the points within ``radius``), grouped by target in target order."""
+        """(target, position in ``order``) candidate pairs: every point of the target's type in the
+        cells the circle touches (a superset of the points within ``radius``), grouped by target in
+        target order; each target's positions are a few runs of consecutive ones."""
         start, length = self.spans(tx, ty, ttype, radius)
         span = start.shape[1] if start.ndim == 2 else 0
         length, start = length.ravel(), start.ravel()
         total = int(length.sum())
         owner = np.repeat(np.repeat(np.arange(tx.size, dtype=np.int64), span), length)
         offset = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(total, dtype=np.int64)
+        return owner, offset
+
+    def candidates(
+        self, tx: FloatArray, ty: FloatArray, ttype: npt.NDArray[Any] | None, radius: float
+    ) -> tuple[IntArray, IntArray]:
+        """(target, point) candidate pairs, as :meth:`runs` but with the points' own positions."""
+        owner, offset = self.runs(tx, ty, ttype, radius)
         return owner, self.order[offset]
 
     def counts(

@@ -20,9 +20,10 @@ computed by the same code, the two give bit-identical results.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,9 @@ IntArray = npt.NDArray[np.int64]
 
 DEFAULT_RADII: tuple[float, ...] = (500.0, 1000.0)
 #: Upper bound on candidate pairs held in memory at once by the batch path (about 40 bytes each).
-DEFAULT_MAX_PAIRS = 4_000_000
+DEFAULT_MAX_PAIRS = 1_000_000
+#: Derived structures kept per SaleArrays (see :meth:`SaleArrays.memo`).
+MEMO_SIZE = 16
 
 
 def feature_names(radii: Sequence[float] = DEFAULT_RADII) -> list[str]:
@@ -74,6 +77,7 @@ class SaleArrays:
     property_type: npt.NDArray[Any] | None
     by_value: IntArray
     rank: IntArray
+    _memo: OrderedDict[Any, Any] = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -113,6 +117,19 @@ class SaleArrays:
 
     def __len__(self) -> int:
         return int(self.x.size)
+
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """A structure derived from these sales (a search grid, a k-d tree), built on first use and
+        kept for the next calls with the same sales (a batch valued in parts); the latest
+        :data:`MEMO_SIZE` are kept."""
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        value = build()
+        self._memo[key] = value
+        while len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return value
 
 
 def _group_medians(
@@ -167,39 +184,35 @@ def _group_medians(
     return count, median
 
 
-def _features_from_pairs(
+def _date_window(
+    sale_day: IntArray, target_day: IntArray, lag_days: int, max_age_days: int | None
+) -> npt.NDArray[np.bool_]:
+    """Pairs whose sale is dated before ``target day - lag_days`` (and at most ``max_age_days`` old)."""
+    keep = sale_day < target_day - lag_days
+    if max_age_days is not None:
+        keep &= sale_day >= target_day - max_age_days
+    return keep
+
+
+def _stats_from_pairs(
     target_idx: IntArray,
-    sale_idx: IntArray,
+    sale_x: FloatArray,
+    sale_y: FloatArray,
+    sale_rank: IntArray,
     tx: FloatArray,
     ty: FloatArray,
-    tday: IntArray,
     sales: SaleArrays,
     radii: Sequence[float],
-    lag_days: int,
-    max_age_days: int | None,
     min_count: int,
-    *,
-    dated: bool = False,
 ) -> dict[str, npt.NDArray[Any]]:
-    """The single definition of the features, from candidate (target, sale) pairs in any order.
-
-    Keeps the pairs whose sale has a price per m2 and is dated before ``target day - lag_days`` (and
-    not more than ``max_age_days`` before it), and for each radius those with ``dx*dx + dy*dy <= r*r``;
-    returns the count and the median per target. Medians of fewer than ``min_count`` sales are NaN.
-    ``dated=True``: the caller already kept only such sales for every target of the pairs.
-    """
+    """The single definition of the features, from usable (target, sale) pairs in any order, given
+    as the target and the sale's coordinates and rank: for each radius, the pairs with
+    ``dx*dx + dy*dy <= r*r`` and per target their count and median (NaN under ``min_count``)."""
     n_targets = tx.size
-    if not dated:
-        sale_day = sales.day[sale_idx]
-        target_day = tday[target_idx]
-        keep = (sale_day < target_day - lag_days) & np.isfinite(sales.price_m2[sale_idx])
-        if max_age_days is not None:
-            keep &= sale_day >= target_day - max_age_days
-        target_idx, sale_idx = target_idx[keep], sale_idx[keep]
-    dx = sales.x[sale_idx] - tx[target_idx]
-    dy = sales.y[sale_idx] - ty[target_idx]
+    dx = sale_x - tx[target_idx]
+    dy = sale_y - ty[target_idx]
     d2 = dx * dx + dy * dy
-    rank = sales.rank[sale_idx]
+    rank = sale_rank
     out: dict[str, npt.NDArray[Any]] = {}
     # Largest radius first, each one's pairs a subset of the previous one's: the work shrinks fast.
     for r in sorted(radii, reverse=True):
@@ -212,6 +225,36 @@ def _features_from_pairs(
         out[median_name] = median
         out[count_name] = count
     return {name: out[name] for name in feature_names(radii)}
+
+
+def _features_from_pairs(
+    target_idx: IntArray,
+    sale_idx: IntArray,
+    tx: FloatArray,
+    ty: FloatArray,
+    tday: IntArray,
+    sales: SaleArrays,
+    radii: Sequence[float],
+    lag_days: int,
+    max_age_days: int | None,
+    min_count: int,
+) -> dict[str, npt.NDArray[Any]]:
+    """The features from candidate (target, sale) pairs in any order: the pairs whose sale has a price
+    per m2 and falls in the target's date window, then :func:`_stats_from_pairs`."""
+    keep = _date_window(sales.day[sale_idx], tday[target_idx], lag_days, max_age_days)
+    keep &= np.isfinite(sales.price_m2[sale_idx])
+    target_idx, sale_idx = target_idx[keep], sale_idx[keep]
+    return _stats_from_pairs(
+        target_idx,
+        sales.x[sale_idx],
+        sales.y[sale_idx],
+        sales.rank[sale_idx],
+        tx,
+        ty,
+        sales,
+        radii,
+        min_count,
+    )
 
 
 def _validate_targets(
@@ -280,53 +323,50 @@ def neighbourhood_features(
     valid_target = np.isfinite(tx) & np.isfinite(ty)
     priced = np.isfinite(sales.price_m2)
     if property_type is None:
-        groups: list[tuple[IntArray, IntArray]] = [(np.flatnonzero(valid_target), np.flatnonzero(priced))]
+        groups: dict[Any, tuple[IntArray, IntArray]] = {
+            None: (np.flatnonzero(valid_target), np.flatnonzero(priced))
+        }
     else:
         if sales.property_type is None:
             raise ValueError("same-type features need the sales' property_type")
         kinds = np.asarray(property_type).ravel()
         if kinds.size != n_targets:
             raise ValueError("property_type must have one value per target")
-        groups = [
-            (
+        groups = {
+            kind: (
                 np.flatnonzero(valid_target & (kinds == kind)),
                 np.flatnonzero(priced & (sales.property_type == kind)),
             )
             for kind in pd.unique(kinds[valid_target])
-        ]
+        }
     max_radius = float(max(radii))
     # A hair of slack on the search radius, so that the exact test in _features_from_pairs, not the
     # grid's own arithmetic, decides the boundary.
     query_radius = max_radius * (1 + 1e-9) + 1e-6
     jobs = []
-    for targets, candidates in groups:
-        for chunk_targets, sale_set, dated in _by_day(
-            targets, candidates, tday, sales, lag_days, max_age_days
-        ):
-            if chunk_targets.size == 0 or sale_set.size == 0:
+    for kind, (targets, candidates) in groups.items():
+        for day, chunk_targets in _by_day(targets, tday):
+            searchable = sales.memo(
+                ("grid", kind, day, lag_days, max_age_days),
+                lambda c=candidates, d=day: _usable_grid(sales, c, d, lag_days, max_age_days),
+            )
+            grid = searchable.grid
+            if chunk_targets.size == 0 or searchable.sale.size == 0:
                 continue
-            grid = Grid.build(sales.x[sale_set], sales.y[sale_set])
             # Spatially coherent chunks (2 km strips, then y) keep each chunk's candidates local.
             order = chunk_targets[np.lexsort((ty[chunk_targets], np.floor(tx[chunk_targets] / 2000.0)))]
             lengths = grid.counts(tx[order], ty[order], None, query_radius)
             bounds = _chunk_bounds(lengths, max_pairs)
-            jobs += [(grid, sale_set, order[lo:hi], dated) for lo, hi in itertools.pairwise(bounds)]
+            jobs += [(searchable, order[lo:hi], day is not None) for lo, hi in itertools.pairwise(bounds)]
 
-    def run(job: tuple[Grid, IntArray, IntArray, bool]) -> tuple[IntArray, dict[str, npt.NDArray[Any]]]:
-        grid, sale_set, chunk, dated = job
-        owner, position = grid.candidates(tx[chunk], ty[chunk], None, query_radius)
-        stats = _features_from_pairs(
-            owner,
-            sale_set[position],
-            tx[chunk],
-            ty[chunk],
-            tday[chunk],
-            sales,
-            radii,
-            lag_days,
-            max_age_days,
-            min_count,
-            dated=dated,
+    def run(job: tuple[_Searchable, IntArray, bool]) -> tuple[IntArray, dict[str, npt.NDArray[Any]]]:
+        found, chunk, dated = job
+        owner, at = found.grid.runs(tx[chunk], ty[chunk], None, query_radius)
+        if not dated:
+            keep = _date_window(found.day[at], tday[chunk][owner], lag_days, max_age_days)
+            owner, at = owner[keep], at[keep]
+        stats = _stats_from_pairs(
+            owner, found.x[at], found.y[at], found.rank[at], tx[chunk], ty[chunk], sales, radii, min_count
         )
         return chunk, stats
 
@@ -342,27 +382,39 @@ def neighbourhood_features(
 MAX_DAY_GROUPS = 8
 
 
-def _by_day(
-    targets: IntArray,
-    candidates: IntArray,
-    tday: IntArray,
-    sales: SaleArrays,
-    lag_days: int,
-    max_age_days: int | None,
-) -> list[tuple[IntArray, IntArray, bool]]:
-    """Targets with the sales they may use: (targets, sales, True) per day when the targets have few
-    distinct days (the sales already filtered by date), else (targets, candidates, False)."""
+def _by_day(targets: IntArray, tday: IntArray) -> list[tuple[int | None, IntArray]]:
+    """The targets per day when they have few distinct days (their usable sales are then selected
+    once per day), else all of them with day None (every candidate pair is checked)."""
     days = np.unique(tday[targets])
     if days.size > MAX_DAY_GROUPS:
-        return [(targets, candidates, False)]
-    out = []
-    sale_day = sales.day[candidates]
-    for day in days.tolist():
-        usable = sale_day < day - lag_days
-        if max_age_days is not None:
-            usable &= sale_day >= day - max_age_days
-        out.append((targets[tday[targets] == day], candidates[usable], True))
-    return out
+        return [(None, targets)]
+    return [(day, targets[tday[targets] == day]) for day in days.tolist()]
+
+
+@dataclass(frozen=True)
+class _Searchable:
+    """Sales found through a grid, with what the features read of them in the grid's order: the
+    candidates of a target are runs of consecutive positions, so reading them stays local."""
+
+    grid: Grid
+    sale: IntArray  # sale positions, in the grid's order
+    x: FloatArray
+    y: FloatArray
+    day: IntArray
+    rank: IntArray
+
+
+def _usable_grid(
+    sales: SaleArrays, candidates: IntArray, day: int | None, lag_days: int, max_age_days: int | None
+) -> _Searchable:
+    """The candidates usable on ``day`` (all of them when None), searchable by a grid."""
+    if day is not None:
+        candidates = candidates[_date_window(sales.day[candidates], np.int64(day), lag_days, max_age_days)]
+    grid = Grid.build(sales.x[candidates], sales.y[candidates])
+    ordered = candidates[grid.order]
+    return _Searchable(
+        grid, ordered, sales.x[ordered], sales.y[ordered], sales.day[ordered], sales.rank[ordered]
+    )
 
 
 def _chunk_bounds(lengths: IntArray, max_pairs: int) -> list[int]:
