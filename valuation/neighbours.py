@@ -81,17 +81,22 @@ def neighbourhoods(
     comparables: list[IntArray] = [np.zeros(0, np.int64)] * n
     distance_out: list[FloatArray] = [np.zeros(0)] * n
     table, day_of_target = bands_at(tday)
+    # The sales' attributes in the grid's order: a target's candidates are then runs of consecutive
+    # positions, and reading them stays local (positions map back to the snapshot through ``order``).
+    in_grid = grid.order
+    table, gx, gy, garea = table[:, in_grid], x[in_grid], y[in_grid], living_area[in_grid]
     per_target = max(1.0, CHUNK_PAIRS / max(1, _density_guess(grid, radius)))
     step = int(max(1, min(n, per_target)))
     r2 = radius * radius
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         m = hi - lo
-        ti, j = grid.candidates(tx[lo:hi], ty[lo:hi], ttype[lo:hi], radius)
-        dx = x[j] - tx[lo:hi][ti]
-        dy = y[j] - ty[lo:hi][ti]
+        ti, g = grid.runs(tx[lo:hi], ty[lo:hi], ttype[lo:hi], radius)
+        dx = gx[g] - tx[lo:hi][ti]
+        dy = gy[g] - ty[lo:hi][ti]
         d2 = dx * dx + dy * dy
-        band = table[day_of_target[lo:hi][ti], j]
+        # One valuation date (the usual batch): a plain gather from its row of the table.
+        band = table[0][g] if table.shape[0] == 1 else table[day_of_target[lo:hi][ti], g]
         # Pairs outside the circle go to the extra "no band" column, dropped with the undated ones.
         band[d2 > r2] = NO_BAND
         per_band = np.bincount(ti * (n_bands + 1) + band, minlength=m * (n_bands + 1))
@@ -108,7 +113,7 @@ def neighbourhoods(
             if cut is not None:
                 wanted &= d2 <= cut * cut
             at = np.flatnonzero(wanted)
-            similar = _similar(living_area[j[at]], area[ti[at]])
+            similar = _similar(garea[g[at]], area[ti[at]])
             if cut is None:
                 picked.append(at[~settled[ti[at]]])
                 break
@@ -117,8 +122,9 @@ def neighbourhoods(
             picked.append(at[newly[ti[at]]])
             settled |= newly
         at = np.concatenate(picked)
-        ci, cj, cd2 = ti[at], j[at], d2[at]
-        cs = _similar(living_area[cj], area[ci])
+        ci, cg, cd2 = ti[at], g[at], d2[at]
+        cj = in_grid[cg]
+        cs = _similar(garea[cg], area[ci])
         # Sort by (target, not similar, distance, snapshot position): a stable sort on an exact key.
         order = np.lexsort((cj, cd2, ~cs, ci))
         ci, cj, cd2 = ci[order], cj[order], cd2[order]

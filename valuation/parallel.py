@@ -90,7 +90,8 @@ class Forked:
         self._blocks: queue.Queue[bytes] = queue.Queue()
         self._drain = threading.Thread(target=self._read_all, args=(read,), daemon=True)
         self._drain.start()
-        self._finished = False
+        self._finished = self._done = self._ended = False
+        self._buffer = bytearray()
 
     def _read_all(self, fd: int) -> None:
         with os.fdopen(fd, "rb", buffering=0) as pipe:
@@ -98,31 +99,36 @@ class Forked:
                 self._blocks.put(block)
         self._blocks.put(b"")  # end of the pipe
 
-    def results(self) -> Iterator[tuple[int, Any]]:
-        """The child's results, part by part, as they arrive."""
-        buffer = bytearray()
-        ended = False
+    def results(self, *, wait: bool = True) -> Iterator[tuple[int, Any]]:
+        """The child's results, part by part, as they arrive (``wait=False``: only those already
+        received; call again for the rest). Raises the child's error."""
         try:
-            while True:
-                while len(buffer) >= _LENGTH.size:
-                    (size,) = _LENGTH.unpack_from(buffer)
-                    if len(buffer) < _LENGTH.size + size:
+            while not self._done:
+                while len(self._buffer) >= _LENGTH.size:
+                    (size,) = _LENGTH.unpack_from(self._buffer)
+                    if len(self._buffer) < _LENGTH.size + size:
                         break
-                    frame = bytes(buffer[_LENGTH.size : _LENGTH.size + size])
+                    frame = bytes(self._buffer[_LENGTH.size : _LENGTH.size + size])
                     kind, offset, value = pickle.loads(frame)  # noqa: S301 - our own child, our own pipe
-                    del buffer[: _LENGTH.size + size]
+                    del self._buffer[: _LENGTH.size + size]
                     if kind == "done":
+                        self._done = True
+                        self.join()
                         return
                     if kind == "error":
                         raise RuntimeError(f"Part of the batch failed in a worker process: {value}")
                     yield offset, value
-                if ended:
+                if self._ended:
                     raise RuntimeError("Part of the batch failed in a worker process: it ended early")
-                block = self._blocks.get()
-                ended = not block
-                buffer += block
-        finally:
-            self.join()
+                try:
+                    block = self._blocks.get(block=wait)
+                except queue.Empty:
+                    return
+                self._ended = not block
+                self._buffer += block
+        except BaseException:
+            self.join(stop=True)
+            raise
 
     def join(self, *, stop: bool = False) -> None:
         """Wait for the child to end; ``stop``: end it now (its results, if not read, are dropped)."""
@@ -142,8 +148,9 @@ def parallel_parts(
     caller_load: float = 0.0,
 ) -> Iterator[tuple[int, list[T]]]:
     """``compute(rows_part, work_part, *args, threads)`` over contiguous parts, in forked processes;
-    yields ``(offset, results)`` per part, the parent's own part first, then the children's as they
-    come (each part's results are in the order of its rows, ``offset`` its first row).
+    yields ``(offset, results)`` per part of at most :data:`PART_ROWS` rows as it is ready, the
+    parent's own parts and the children's interleaved (each part's results are in the order of its
+    rows, ``offset`` its first row; the parts of each process come in order).
 
     ``caller_load``: the work the caller does in the parent with each result (e.g. storing it), as a
     fraction of the computation's: the parent then takes fewer rows, so that every process ends
@@ -173,8 +180,12 @@ def parallel_parts(
         for k in range(workers - 1)
     ]
     try:
-        if own:
-            yield 0, call(0, own, 1)()
+        # The parent's share in parts too, with the children's parts received meanwhile in between:
+        # a caller that stores them keeps up instead of storing everything at the end.
+        for lo in range(0, own, PART_ROWS):
+            yield lo, call(lo, min(lo + PART_ROWS, own), 1)()
+            for child in children:
+                yield from child.results(wait=False)
         for child in children:
             yield from child.results()
     finally:  # the caller stopped early, or something failed: the children's work is not needed
@@ -190,7 +201,5 @@ def parallel_chunks(
     Returns the concatenated results in the order of ``rows``. A child that fails makes the whole call
     fail with its error, never a partial result.
     """
-    results: list[T] = []
-    for _offset, part in parallel_parts(compute, rows, work, *args):
-        results.extend(part)
-    return results
+    parts = sorted(parallel_parts(compute, rows, work, *args), key=lambda part: part[0])
+    return [result for _, part in parts for result in part]

@@ -67,9 +67,14 @@ def test_parts_stream_with_a_smaller_parent_share(monkeypatch) -> None:
     rows = pd.DataFrame({"v": range(100)})
     assert parallel.workers_for(len(rows)) == 2 or pytest.skip("needs exactly two cores")
     parts = list(parallel.parallel_parts(_double, rows, list(range(100)), caller_load=0.2))
-    # The parent values (1 - 0.2) / 2 = 40% of the rows, the child the rest in parts of 7, in order.
-    assert [(offset, len(part)) for offset, part in parts][:3] == [(0, 40), (40, 7), (47, 7)]
-    assert [r for _, part in parts for r in part] == [(2 * i, i) for i in range(100)]
+    # The parent values (1 - 0.2) / 2 = 40% of the rows, the child the rest, in parts of 7 at most;
+    # the parent's parts come first among its own, interleaved with the child's received meanwhile.
+    assert parts[0][0] == 0
+    offsets = [offset for offset, _ in parts]
+    assert [o for o in offsets if o < 40] == list(range(0, 40, 7))
+    assert [o for o in offsets if o >= 40] == list(range(40, 100, 7))
+    assert all(len(part) <= 7 for _, part in parts)
+    assert [r for _, part in sorted(parts) for r in part] == [(2 * i, i) for i in range(100)]
 
 
 def test_a_caller_that_stops_early_ends_the_workers(monkeypatch) -> None:
