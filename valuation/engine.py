@@ -197,8 +197,8 @@ def _target_frame(targets: list[Target], facts: list[dict[str, dict[str, Any]]])
             columns[name] = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
                 dtype=np.float64
             )
-    columns["x"] = np.array([t.subject.point.x for t in targets], dtype=np.float64)
-    columns["y"] = np.array([t.subject.point.y for t in targets], dtype=np.float64)
+    xy = np.array([t.subject.point.coords[:2] for t in targets], dtype=np.float64).reshape(-1, 2)
+    columns["x"], columns["y"] = xy[:, 0], xy[:, 1]
     columns["sale_date"] = pd.to_datetime([t.valuation_date for t in targets])
     columns["region"] = _target_regions([t.subject for t in targets])
     ids = [t.subject.parcel.pk if t.subject.parcel is not None else None for t in targets]
@@ -208,17 +208,12 @@ def _target_frame(targets: list[Target], facts: list[dict[str, dict[str, Any]]])
 
 def _check_facts(frame: pd.DataFrame, bundle: Bundle) -> list[str | None]:
     """A readable problem per row (None when the row can be valued)."""
-    problems: list[str | None] = []
     # Every model works on price per m² (living area or comparables offset): the area is needed.
-    needs_area = "living_area_m2" in bundle.feature_names
-    for _, row in frame.iterrows():
-        if needs_area and not (row["living_area_m2"] > 0):
-            problems.append(
-                "The living area is unknown for this property: enter it (in m²) to get a valuation."
-            )
-        else:
-            problems.append(None)
-    return problems
+    if "living_area_m2" not in bundle.feature_names:
+        return [None] * len(frame)
+    known = (frame["living_area_m2"].to_numpy(dtype=np.float64) > 0).tolist()
+    missing = "The living area is unknown for this property: enter it (in m²) to get a valuation."
+    return [None if ok else missing for ok in known]
 
 
 @dataclass

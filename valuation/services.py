@@ -306,7 +306,7 @@ def _copy(stored: list[tuple[Valuation, str]]) -> None:
                 json.dumps(v.inputs),
                 v.valuation_date,
                 v.parcel_id,
-                f"SRID={v.point.srid};POINT({v.point.x!r} {v.point.y!r})",
+                "SRID={};POINT({!r} {!r})".format(v.point.srid, *v.point.coords[:2]),
                 v.model_version_id,
                 v.price_eur,
                 v.low_eur,
