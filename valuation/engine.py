@@ -388,9 +388,7 @@ def _neighbourhoods(
 
     return neighbours.neighbourhoods(
         grid=snapshot.grid(),
-        x=snapshot.x,
-        y=snapshot.y,
-        living_area=snapshot.living_area,
+        living_area=snapshot.cached("living-area-in-grid", lambda s: s.living_area[s.grid().order]),
         tx=rows["x"].to_numpy(dtype=np.float64),
         ty=rows["y"].to_numpy(dtype=np.float64),
         tday=_days(rows["sale_date"]),
@@ -422,9 +420,12 @@ def _sale_gap(snapshot: Any, bundle: Bundle, version: ModelVersion, day: int) ->
 
 
 def _sale_bands(snapshot: Any, bundle: Bundle, version: ModelVersion, day: int) -> np.ndarray:
+    """The band of every sale's price indexed to ``day``, in the order of the sales grid."""
     return snapshot.per_day(
         ("bands", version.pk, day),
-        lambda snap: neighbours.sale_bands(day, snap.day, snap.price, _sale_gap(snap, bundle, version, day)),
+        lambda snap: neighbours.sale_bands(day, snap.day, snap.price, _sale_gap(snap, bundle, version, day))[
+            snap.grid().order
+        ],
     )
 
 

@@ -57,8 +57,6 @@ class Neighbourhood:
 def neighbourhoods(
     *,
     grid: Grid,
-    x: FloatArray,
-    y: FloatArray,
     living_area: FloatArray,
     tx: FloatArray,
     ty: FloatArray,
@@ -70,9 +68,12 @@ def neighbourhoods(
 ) -> Neighbourhood:
     """The neighbourhood of each target (``tday``: valuation day numbers; ``tarea`` NaN if unknown).
 
-    ``bands_at(days)`` returns, for the distinct valuation days, a table ``band[d, sale]`` (the band of
-    each sale's price indexed to day ``d``, or ``NO_BAND`` when the sale is not dated strictly before
-    it) and the position of each target's day in that table.
+    The sales are given in the grid's order (position ``i`` is sale ``grid.order[i]``: a target's
+    candidates are then runs of consecutive positions, and reading them stays local): ``grid.xs``,
+    ``grid.ys``, ``living_area``, and the table that ``bands_at(days)`` returns for the distinct
+    valuation days, ``band[d, i]`` (the band of the sale's price indexed to day ``d``, or ``NO_BAND``
+    when it is not dated strictly before it), with the position of each target's day in that table.
+    The comparables come back as sale positions (``grid.order[i]``).
     """
     n = tx.size
     n_bands = len(market.BAND_EDGES) + 1
@@ -81,10 +82,7 @@ def neighbourhoods(
     comparables: list[IntArray] = [np.zeros(0, np.int64)] * n
     distance_out: list[FloatArray] = [np.zeros(0)] * n
     table, day_of_target = bands_at(tday)
-    # The sales' attributes in the grid's order: a target's candidates are then runs of consecutive
-    # positions, and reading them stays local (positions map back to the snapshot through ``order``).
-    in_grid = grid.order
-    table, gx, gy, garea = table[:, in_grid], x[in_grid], y[in_grid], living_area[in_grid]
+    in_grid, gx, gy, garea = grid.order, grid.xs, grid.ys, living_area
     per_target = max(1.0, CHUNK_PAIRS / max(1, _density_guess(grid, radius)))
     step = int(max(1, min(n, per_target)))
     r2 = radius * radius

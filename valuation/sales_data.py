@@ -25,12 +25,14 @@ from features.store import OPEN_DATA_CATEGORICAL, OPEN_DATA_FEATURES
 GRID_CELL_M = 10_000
 
 
-def _sales_sql(where: str, *, open_data: bool) -> str:
+def _sales_sql(where: str, *, open_data: bool, address: bool = False) -> str:
     # Region of the price index: the municipality of the sale's parcel, else a 10 km grid cell.
     # ``where`` is composed by our own code from fixed clauses; values always travel as parameters.
     # ``open_data``: also the open-data features of the sale's parcel (features_parcelfeatures).
     extra = "".join(f", pf.{name}" for name in OPEN_DATA_FEATURES) if open_data else ""
     join = "left join features_parcelfeatures pf on pf.parcel_id = s.parcel_id" if open_data else ""
+    if address:
+        extra += ", s.address"
     return f"""
         select s.id, s.source, s.sale_date, s.price_eur::float8, s.property_type, s.living_area_m2,
                s.land_area_m2, s.rooms, s.bedrooms, s.year_built, s.epc_kwh_m2,
@@ -47,18 +49,26 @@ def _sales_sql(where: str, *, open_data: bool) -> str:
 
 
 def sales_frame(
-    *, source: str | None = None, where: str = "", params: list[Any] | None = None, open_data: bool = True
+    *,
+    source: str | None = None,
+    where: str = "",
+    params: list[Any] | None = None,
+    open_data: bool = True,
+    address: bool = False,
 ) -> pd.DataFrame:
     """The sales as a DataFrame (COPY out of PostGIS: about a second per million rows), with the
     open-data features of their parcels unless ``open_data`` is False (the serving snapshot, whose
-    sales only serve as neighbours, does not need them)."""
+    sales only serve as neighbours, does not need them); with each sale's ``address`` (empty when
+    unknown) if asked."""
     clauses, args = [], list(params or [])
     if source:
         clauses.append("s.source = %s")
         args.append(source)
     if where:
         clauses.append(where)
-    sql = _sales_sql(("where " + " and ".join(clauses)) if clauses else "", open_data=open_data)
+    sql = _sales_sql(
+        ("where " + " and ".join(clauses)) if clauses else "", open_data=open_data, address=address
+    )
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
         raw = cursor.cursor
@@ -67,11 +77,13 @@ def sales_frame(
             for block in copy:
                 buffer.write(block)
     buffer.seek(0)
-    text = {"region": str, "source": str, "property_type": str}
+    text = {"region": str, "source": str, "property_type": str, "address": str}
     if open_data:
         text.update(dict.fromkeys(OPEN_DATA_CATEGORICAL, str))
     frame = pd.read_csv(buffer, dtype=text)
     frame["sale_date"] = pd.to_datetime(frame["sale_date"])
+    if address:
+        frame["address"] = frame["address"].fillna("")
     return frame
 
 
@@ -97,6 +109,8 @@ class SalesSnapshot:
         self.frame = frame.reset_index(drop=True)
         self.version = version
         f = self.frame
+        # Addresses are only ever shown (comparables): a plain list, out of the frame.
+        self.addresses: list[str] = f.pop("address").tolist() if "address" in f.columns else [""] * len(f)
         # Plain arrays for the per-valuation work (distribution, comparables): no pandas in the loop.
         self.x = f["x"].to_numpy(dtype=np.float64)
         self.y = f["y"].to_numpy(dtype=np.float64)
@@ -155,8 +169,7 @@ class SalesSnapshot:
         return value
 
     def display_columns(self) -> dict[str, list[Any]]:
-        """The facts shown for a comparable sale, as JSON-ready Python lists (built once, with a query
-        for the addresses: call it where the database may be used, before a batch forks)."""
+        """The facts shown for a comparable sale, as JSON-ready Python lists (built once)."""
         if self._display is None:
 
             def plain(values: np.ndarray) -> list[Any]:
@@ -169,7 +182,7 @@ class SalesSnapshot:
                 "living_area_m2": plain(self.living_area),
                 "land_area_m2": plain(self.land_area),
                 "price_eur": np.round(self.price).astype(np.int64).tolist(),
-                "address": _addresses(self.ids),
+                "address": self.addresses,
             }
         return self._display
 
@@ -178,14 +191,6 @@ class SalesSnapshot:
         if key not in self._cache:
             self._cache[key] = compute(self)
         return self._cache[key]
-
-
-def _addresses(ids: np.ndarray) -> list[str]:
-    """The address of each sale (empty when unknown), in the order of ``ids``."""
-    with connection.cursor() as cursor:
-        cursor.execute("select id, address from valuation_sale where address <> ''")
-        known = dict(cursor.fetchall())
-    return [known.get(i, "") for i in ids.tolist()]
 
 
 _lock = threading.Lock()
@@ -204,5 +209,5 @@ def sales_snapshot(*, check: bool = True) -> SalesSnapshot:
     version = sales_version()
     with _lock:
         if _snapshot is None or _snapshot.version != version:
-            _snapshot = SalesSnapshot(sales_frame(open_data=False), version)
+            _snapshot = SalesSnapshot(sales_frame(open_data=False, address=True), version)
         return _snapshot

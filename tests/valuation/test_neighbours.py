@@ -60,16 +60,16 @@ def test_batch_matches_the_definition(seed: int) -> None:
 
     gap = target_level[region] - sale_level  # one valuation-date level per region, for every target
 
+    grid = Grid.build(sales["x"], sales["y"], sales["type"])
+
     def bands_at(tday: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         days, row = np.unique(tday, return_inverse=True)
         table = np.stack([sale_bands(int(d), sales["day"], sales["price"], gap) for d in days])
-        return table, row
+        return table[:, grid.order], row  # in the grid's order
 
     found = neighbourhoods(
-        grid=Grid.build(sales["x"], sales["y"], sales["type"]),
-        x=sales["x"],
-        y=sales["y"],
-        living_area=sales["area"],
+        grid=grid,
+        living_area=sales["area"][grid.order],
         tx=targets["x"],
         ty=targets["y"],
         tday=targets["day"],

@@ -32,6 +32,8 @@ class Grid:
     type_code: IntArray
     order: IntArray  # point positions sorted by key
     keys: IntArray  # sorted keys
+    xs: FloatArray  # the points' coordinates in that order
+    ys: FloatArray
 
     @classmethod
     def build(cls, x: FloatArray, y: FloatArray, property_type: npt.NDArray[Any] | None = None) -> Grid:
@@ -47,7 +49,18 @@ class Grid:
         n_rows = int(row.max()) + 1 if y.size else 1
         key = (type_code.astype(np.int64) * n_rows + row) * n_cols + col
         order = np.argsort(key, kind="stable").astype(np.int64)
-        return cls(x0, y0, n_rows, n_cols, type_names, type_code.astype(np.int64), order, key[order])
+        return cls(
+            x0,
+            y0,
+            n_rows,
+            n_cols,
+            type_names,
+            type_code.astype(np.int64),
+            order,
+            key[order],
+            x[order],
+            y[order],
+        )
 
     def spans(
         self, tx: FloatArray, ty: FloatArray, ttype: npt.NDArray[Any] | None, radius: float

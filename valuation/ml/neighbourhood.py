@@ -366,7 +366,15 @@ def neighbourhood_features(
             keep = _date_window(found.day[at], tday[chunk][owner], lag_days, max_age_days)
             owner, at = owner[keep], at[keep]
         stats = _stats_from_pairs(
-            owner, found.x[at], found.y[at], found.rank[at], tx[chunk], ty[chunk], sales, radii, min_count
+            owner,
+            found.grid.xs[at],
+            found.grid.ys[at],
+            found.rank[at],
+            tx[chunk],
+            ty[chunk],
+            sales,
+            radii,
+            min_count,
         )
         return chunk, stats
 
@@ -396,10 +404,8 @@ class _Searchable:
     """Sales found through a grid, with what the features read of them in the grid's order: the
     candidates of a target are runs of consecutive positions, so reading them stays local."""
 
-    grid: Grid
+    grid: Grid  # its xs and ys: the coordinates in that order
     sale: IntArray  # sale positions, in the grid's order
-    x: FloatArray
-    y: FloatArray
     day: IntArray
     rank: IntArray
 
@@ -412,9 +418,7 @@ def _usable_grid(
         candidates = candidates[_date_window(sales.day[candidates], np.int64(day), lag_days, max_age_days)]
     grid = Grid.build(sales.x[candidates], sales.y[candidates])
     ordered = candidates[grid.order]
-    return _Searchable(
-        grid, ordered, sales.x[ordered], sales.y[ordered], sales.day[ordered], sales.rank[ordered]
-    )
+    return _Searchable(grid, ordered, sales.day[ordered], sales.rank[ordered])
 
 
 def _chunk_bounds(lengths: IntArray, max_pairs: int) -> list[int]:
