@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import orjson
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
@@ -303,7 +303,7 @@ def _copy(stored: list[tuple[Valuation, str]]) -> None:
                 v.channel,
                 v.created_by_id,
                 v.query,
-                json.dumps(v.inputs),
+                orjson.dumps(v.inputs).decode(),
                 v.valuation_date,
                 v.parcel_id,
                 "SRID={};POINT({!r} {!r})".format(v.point.srid, *v.point.coords[:2]),
