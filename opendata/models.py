@@ -118,6 +118,7 @@ class Parcel(models.Model):
     capakey = models.CharField(
         max_length=17,
         unique=True,
+        db_collation="C",  # byte order: one btree serves equality and prefix searches (migration 0008)
         validators=[validate_capakey],
         help_text="Canonical CaPaKey, 17 characters: 44024A0034/00B002.",
     )
