@@ -504,8 +504,14 @@ def swap_parcels(rows: ParcelRows, *, source: str, scope: str, scope_params: Seq
             ids = dict(cursor.fetchall())
             municipality[:] = [ids.get(v) for v in rows.nis.tolist()]
         boundaries = False
-        if pd.isna(municipality).any():  # rows without a known NIS code: the boundary holding them
-            cursor.execute("SELECT EXISTS (SELECT 1 FROM opendata_municipality WHERE geometry IS NOT NULL)")
+        unknown = pd.isna(municipality)
+        if unknown.any():  # rows without a known NIS code: the boundary holding them, if one may
+            xmin, ymin, xmax, ymax = shapely.total_bounds(rows.geometries[unknown])
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM opendata_municipality WHERE geometry IS NOT NULL "
+                "AND geometry && ST_MakeEnvelope(%s, %s, %s, %s, 31370))",
+                [float(xmin), float(ymin), float(xmax), float(ymax)],
+            )
             boundaries = bool(cursor.fetchone()[0])
         direct = not boundaries and is_bulk(PARCEL_TABLE, size)
         if direct:  # other writers wait from here (DROP INDEX locks them out later anyway)

@@ -273,6 +273,33 @@ def test_bulk_load_takes_over_a_parcel_another_source_has_in_its_divisions(tmp_p
     assert Parcel.objects.get(capakey="34002A0001/00_000").pk == other.pk  # matched on its key, not copied
 
 
+def test_parcels_of_an_unknown_municipality_take_the_boundary_holding_them(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cadastre, "BULK_ROWS", 1)
+    area = MultiPolygon(GeosPolygon.from_bbox((69_990, 169_990, 70_045, 170_040)), srid=31370)
+    town = Municipality.objects.create(
+        nis_code="11111", name_nl="Grensdorp", valid_from="2019-01-01", source="test", geometry=area
+    )
+    name = "99999_Other_PP-FiscSit_Lb72_01012024.zip"  # no municipality 99999: found by its boundary
+    run = refresh("cadgis", file=_zip(tmp_path, name, _frame(_parcels("99999"), 31370)))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    found = dict(Parcel.objects.values_list("capakey", "municipality_id"))
+    assert found["99999A0001/00_000"] == town.pk and found["99999A0002/00_000"] == town.pk
+    assert found["99999A0004/00_000"] is None  # outside the boundary
+
+    def staged(*args, **kwargs):
+        raise AssertionError("parcels far from every boundary need no lookup: the direct COPY path")
+
+    monkeypatch.setattr(cadastre, "stage_create", staged)
+    (tmp_path / "far").mkdir()
+    far_zip = _zip(
+        tmp_path / "far", "99998_Far_PP-FiscSit_Lb72_01012024.zip", _frame(_parcels("99998", y=50_000), 31370)
+    )
+    far = refresh("cadgis", file=far_zip)
+    assert far.status == RunStatus.SUCCEEDED, far.error
+    assert far.counts["parcels_inserted"] == 6
+    assert not Parcel.objects.filter(capakey__startswith="99998", municipality__isnull=False).exists()
+
+
 def test_live_url_from_options() -> None:
     from opendata.connectors.cadgis import CadGISConnector
 
