@@ -82,7 +82,10 @@ def known_facts(subject: Subject) -> dict[str, dict[str, Any]]:
     parcel = subject.parcel
     if parcel is not None:
         facts["land_area_m2"] = {"value": round(parcel.area_m2, 1), "source": "cadastral parcel"}
-        building = max(parcel_buildings(parcel), key=footprint_area, default=None)
+        buildings: list[Any] = (
+            list(subject.buildings) if subject.buildings is not None else list(parcel.buildings.all())
+        )
+        building = max(buildings, key=footprint_area, default=None)
         if building is not None:
             footprint = footprint_area(building)
             facts["building_footprint_m2"] = {
@@ -107,12 +110,6 @@ def known_facts(subject: Subject) -> dict[str, dict[str, Any]]:
         facts.pop("land_area_m2", None)
         facts.pop("living_area_m2", None)
     return facts
-
-
-def parcel_buildings(parcel: Any) -> list[Any]:
-    """The parcel's buildings, as located (see ``valuation.locate``), else read now."""
-    found = getattr(parcel, "valuation_buildings", None)
-    return list(parcel.buildings.all()) if found is None else found
 
 
 def footprint_area(building: Any) -> float:

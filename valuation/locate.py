@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.contrib.gis.db.models.functions import PointOnSurface
 from django.contrib.gis.geos import Point
@@ -36,6 +36,7 @@ class Subject:
     address: Address | None = None
     label: str = ""
     notes: list[str] = field(default_factory=list)
+    buildings: list[BuildingFacts] | None = None  # as located (None: read them from the parcel)
 
 
 _CAPAKEY_HINT = re.compile(r"^\s*\d{5}\s*[A-Za-z]")
@@ -62,41 +63,48 @@ class BuildingFacts(NamedTuple):
     footprint_area_m2: float
 
 
-def _attach(parcels: list[Parcel]) -> None:
-    """Give each parcel ``valuation_buildings`` (:class:`BuildingFacts`) and ``first_address`` (lowest
-    house number), in two queries for all of them. Django's prefetch_related would do the same with one
-    queryset per parcel and model instances, most of a batch's locating time."""
-    by_id = {p.pk: p for p in parcels}
-    for parcel in by_id.values():
-        parcel.valuation_buildings = []
-        parcel.first_address = None
-    if not by_id:
-        return
+@dataclass
+class ParcelFacts:
+    """What a valuation reads of a parcel besides its own row: its buildings and its first address."""
+
+    buildings: list[BuildingFacts] = field(default_factory=list)
+    first_address: Address | None = None
+
+
+def _attach(parcels: list[Parcel]) -> dict[int, ParcelFacts]:
+    """The buildings (:class:`BuildingFacts`) and first address (lowest house number) of each parcel,
+    in two queries for all of them. Django's prefetch_related would do the same with one queryset per
+    parcel and model instances, most of a batch's locating time."""
+    found = {p.pk: ParcelFacts() for p in parcels}
+    if not found:
+        return found
     buildings = (
-        Building.objects.filter(parcel_id__in_array=list(by_id))
+        Building.objects.filter(parcel_id__in_array=list(found))
         .annotate(footprint_area_m2=Func("footprint", function="ST_Area", output_field=FloatField()))
         .order_by("pk")
         .values_list("parcel_id", *BuildingFacts._fields)
     )
     for parcel_id, *facts in buildings:
-        by_id[parcel_id].valuation_buildings.append(BuildingFacts(*facts))
-    for address in Address.objects.filter(parcel_id__in_array=list(by_id)).select_related("municipality"):
-        parcel = by_id[address.parcel_id]
-        if parcel.first_address is None or _address_order(address) < _address_order(parcel.first_address):
-            parcel.first_address = address
+        found[parcel_id].buildings.append(BuildingFacts(*facts))
+    for address in Address.objects.filter(parcel_id__in_array=list(found)).select_related("municipality"):
+        entry = found[int(address.parcel_id or 0)]
+        if entry.first_address is None or _address_order(address) < _address_order(entry.first_address):
+            entry.first_address = address
+    return found
 
 
 def _address_order(address: Address) -> tuple[tuple[int, str], str, int]:
     return _number_key(address.house_number), address.box or "", address.pk
 
 
-def _subject_from_parcel(parcel: Parcel, label: str) -> Subject:
-    address = parcel.first_address
+def _subject_from_parcel(parcel: Parcel, label: str, facts: ParcelFacts) -> Subject:
+    address = facts.first_address
     return Subject(
-        point=parcel.surface_point,
+        point=cast(Any, parcel).surface_point,  # annotated by _parcels()
         parcel=parcel,
         address=address,
         label=address.label() if address else label,
+        buildings=facts.buildings,
     )
 
 
@@ -108,11 +116,11 @@ def subject_from_coordinates(*, latitude: float, longitude: float) -> Subject:
     point = Point(longitude, latitude, srid=4326)
     point.transform(31370)
     parcel = _parcels().filter(geometry__contains=point).order_by("pk").first()
-    if parcel is not None:
-        _attach([parcel])
-    address = parcel.first_address if parcel else None
+    facts = _attach([parcel])[parcel.pk] if parcel is not None else ParcelFacts()
+    address = facts.first_address
     label = address.label() if address else f"{latitude:.6f}, {longitude:.6f}"
-    return Subject(point=point, parcel=parcel, address=address, label=label)
+    buildings = facts.buildings if parcel is not None else None
+    return Subject(point=point, parcel=parcel, address=address, label=label, buildings=buildings)
 
 
 def subject_from_capakey(text: str) -> Subject:
@@ -125,25 +133,28 @@ def subject_from_capakey(text: str) -> Subject:
         raise LocateError(
             f"No parcel {capakey} is known here. Check the key, or search by address.", field="capakey"
         )
-    _attach([parcel])
-    return _subject_from_parcel(parcel, capakey)
+    return _subject_from_parcel(parcel, capakey, _attach([parcel])[parcel.pk])
 
 
 def subject_from_address_id(address_id: int) -> Subject:
     address = Address.objects.select_related("parcel", "municipality").filter(pk=address_id).first()
     if address is None:
         raise LocateError(f"Address {address_id} does not exist.", field="address_id")
-    if address.parcel is not None:
-        _attach([address.parcel])
-    return _subject_from_address(address)
+    return _subject_from_address(address, _attach([address.parcel] if address.parcel else []))
 
 
-def _subject_from_address(address: Address) -> Subject:
+def _subject_from_address(address: Address, facts: dict[int, ParcelFacts]) -> Subject:
     notes = []
     if address.parcel is None:
         notes.append("This address is not linked to a cadastral parcel; parcel facts are unknown.")
+    found = facts.get(address.parcel.pk) if address.parcel is not None else None
     return Subject(
-        point=address.point, parcel=address.parcel, address=address, label=address.label(), notes=notes
+        point=address.point,
+        parcel=address.parcel,
+        address=address,
+        label=address.label(),
+        notes=notes,
+        buildings=found.buildings if found is not None else None,
     )
 
 
@@ -189,9 +200,7 @@ def subject_from_address(text: str) -> Subject:
         same_number = same_number.filter(box__iexact=box)
     found = list(same_number.order_by("box")[:2])
     if found:
-        if found[0].parcel is not None:
-            _attach([found[0].parcel])
-        return _subject_from_address(found[0])
+        return _subject_from_address(found[0], _attach([found[0].parcel] if found[0].parcel else []))
     if candidates.exists():
         numbers = sorted(set(candidates.values_list("house_number", flat=True)[:500]), key=_number_key)
         near = sorted(numbers, key=lambda n: abs(_number_key(n)[0] - _number_key(number)[0]))[:5]
@@ -261,7 +270,7 @@ def subjects_locate_many(queries: list[dict[str, object]]) -> list[Subject | Loc
                 out[i] = LocateError(str(exc), field="capakey")
     if by_key:
         parcels = {p.capakey: p for p in _parcels().filter(capakey__in_array=list(by_key))}
-        _attach(list(parcels.values()))
+        facts = _attach(list(parcels.values()))
         for key, positions in by_key.items():
             parcel = parcels.get(key)
             for i in positions:
@@ -271,7 +280,7 @@ def subjects_locate_many(queries: list[dict[str, object]]) -> list[Subject | Loc
                         field="capakey",
                     )
                 else:
-                    out[i] = _subject_from_parcel(parcel, key)
+                    out[i] = _subject_from_parcel(parcel, key, facts[parcel.pk])
     if by_address:
         addresses = {
             a.pk: a
@@ -279,12 +288,12 @@ def subjects_locate_many(queries: list[dict[str, object]]) -> list[Subject | Loc
                 "parcel", "municipality"
             )
         }
-        _attach([a.parcel for a in addresses.values() if a.parcel])
+        address_facts = _attach([a.parcel for a in addresses.values() if a.parcel])
         for address_id, positions in by_address.items():
             for i in positions:
                 found = addresses.get(address_id)
                 out[i] = (
-                    _subject_from_address(found)
+                    _subject_from_address(found, address_facts)
                     if found
                     else LocateError(f"Address {address_id} does not exist.", field="address_id")
                 )

@@ -24,7 +24,7 @@ import signal
 import struct
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -146,7 +146,7 @@ def parallel_parts(
     work: Sequence[Any],
     *args: Any,
     caller_load: float = 0.0,
-) -> Iterator[tuple[int, list[T]]]:
+) -> Generator[tuple[int, list[T]], None, None]:
     """``compute(rows_part, work_part, *args, threads)`` over contiguous parts, in forked processes;
     yields ``(offset, results)`` per part of at most :data:`PART_ROWS` rows as it is ready, the
     parent's own parts and the children's interleaved (each part's results are in the order of its

@@ -186,7 +186,7 @@ class SalesSnapshot:
             }
         return self._display
 
-    def cached(self, key: Any, compute: Any) -> np.ndarray:
+    def cached(self, key: Any, compute: Any) -> Any:
         """A per-sale array computed once per snapshot (e.g. the index level of each sale for a model)."""
         if key not in self._cache:
             self._cache[key] = compute(self)

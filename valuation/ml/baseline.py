@@ -16,6 +16,7 @@ a map. The same median is also a model input (and can be its offset), so, like
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,10 @@ def _nearest_in_tree(
         width = min(width * 4, candidates.size)
 
 
+def _tree(sales: SaleArrays, positions: IntArray) -> cKDTree:
+    return cKDTree(np.column_stack([sales.x[positions], sales.y[positions]]))
+
+
 def _by_date(sales: SaleArrays, usable: npt.NDArray[np.bool_], kind: Any) -> IntArray:
     """The usable sales (of ``kind`` unless None) in date order."""
     candidates = np.flatnonzero(usable if kind is None else usable & (sales.property_type == kind))
@@ -171,17 +176,14 @@ def comparables_price_m2(
         # as it needs), so later sales, never eligible, are at most half of what the tree holds. The
         # trees for all targets hold at most twice the candidates in total. Both are kept with the
         # sales for the next call (a batch valued in parts).
-        candidates = sales.memo(("knn-candidates", kind), lambda k=kind: _by_date(sales, usable, k))
+        candidates = sales.memo(("knn-candidates", kind), functools.partial(_by_date, sales, usable, kind))
         if targets.size == 0 or candidates.size == 0:
             continue
         eligible = np.searchsorted(sales.day[candidates], tday[targets] - lag_days, side="left")
         size = np.minimum(2 ** np.ceil(np.log2(np.maximum(eligible, 64))).astype(np.int64), candidates.size)
         for tree_size in np.unique(size[eligible > 0]).tolist():
             prefix = candidates[:tree_size]
-            tree = sales.memo(
-                ("knn-tree", kind, tree_size),
-                lambda p=prefix: cKDTree(np.column_stack([sales.x[p], sales.y[p]])),
-            )
+            tree = sales.memo(("knn-tree", kind, tree_size), functools.partial(_tree, sales, prefix))
             group = targets[(size == tree_size) & (eligible > 0)]
             for chunk in np.array_split(group, -(-group.size // chunk_size)):
                 _nearest_in_tree(

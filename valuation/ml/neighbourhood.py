@@ -19,6 +19,7 @@ computed by the same code, the two give bit-identical results.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -185,7 +186,7 @@ def _group_medians(
 
 
 def _date_window(
-    sale_day: IntArray, target_day: IntArray, lag_days: int, max_age_days: int | None
+    sale_day: IntArray, target_day: IntArray | np.int64, lag_days: int, max_age_days: int | None
 ) -> npt.NDArray[np.bool_]:
     """Pairs whose sale is dated before ``target day - lag_days`` (and at most ``max_age_days`` old)."""
     keep = sale_day < target_day - lag_days
@@ -348,7 +349,7 @@ def neighbourhood_features(
         for day, chunk_targets in _by_day(targets, tday):
             searchable = sales.memo(
                 ("grid", kind, day, lag_days, max_age_days),
-                lambda c=candidates, d=day: _usable_grid(sales, c, d, lag_days, max_age_days),
+                functools.partial(_usable_grid, sales, candidates, day, lag_days, max_age_days),
             )
             grid = searchable.grid
             if chunk_targets.size == 0 or searchable.sale.size == 0:
