@@ -1,6 +1,10 @@
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.contrib.gis import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
-from valuation.models import ModelVersion, PriceIndexVersion, Sale, Valuation
+from valuation.models import Feedback, Membership, ModelVersion, Office, PriceIndexVersion, Sale, Valuation
 
 
 @admin.register(Sale)
@@ -27,11 +31,94 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(Valuation)
 class ValuationAdmin(admin.GISModelAdmin):
-    list_display = ["pk", "created_at", "channel", "query", "price_eur", "model_version", "created_by"]
-    list_filter = ["channel", "model_version"]
+    list_display = [
+        "pk",
+        "created_at",
+        "channel",
+        "office",
+        "query",
+        "price_eur",
+        "model_version",
+        "created_by",
+    ]
+    list_filter = ["channel", "office", "model_version"]
     search_fields = ["query", "parcel__capakey"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Valuation._meta.fields]
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+@admin.register(Office)
+class OfficeAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
+
+
+class MembershipInline(admin.StackedInline):
+    model = Membership
+    can_delete = True
+    verbose_name = "office"
+    verbose_name_plural = "office"
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class NotaryUserAdmin(UserAdmin):
+    """Django's user admin with the office a notary belongs to."""
+
+    inlines = [MembershipInline]
+    list_display = ["username", "email", "first_name", "last_name", "is_staff", "office"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups", "membership__office"]
+
+    @admin.display(description="office", ordering="membership__office__name")
+    def office(self, user: User) -> str:
+        membership = getattr(user, "membership", None)
+        return str(membership.office) if membership else ""
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    """Notaries' feedback, to review: filter by status, verdict, office, date and model version."""
+
+    list_display = [
+        "pk",
+        "created_at",
+        "office",
+        "verdict",
+        "estimate_eur",
+        "price",
+        "status",
+        "valuation_link",
+    ]
+    list_filter = ["status", "verdict", "office", "valuation__model_version", "created_at"]
+    search_fields = ["comment", "valuation__query", "valuation__parcel__capakey"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "valuation",
+        "office",
+        "created_by",
+        "created_at",
+        "verdict",
+        "estimate_eur",
+        "comment",
+    ]
+    fields = [*readonly_fields, "status", "staff_comment"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    @admin.display(description="indicative price", ordering="valuation__price_eur")
+    def price(self, feedback: Feedback) -> int:
+        return feedback.valuation.price_eur
+
+    @admin.display(description="valuation")
+    def valuation_link(self, feedback: Feedback) -> str:
+        return format_html(
+            '<a href="{}">#{}</a>',
+            reverse("admin:valuation_valuation_change", args=[feedback.valuation_id]),
+            feedback.valuation_id,
+        )

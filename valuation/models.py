@@ -164,6 +164,29 @@ class ModelVersion(models.Model):
         return f"{self.version} ({self.status})"
 
 
+class Office(models.Model):
+    """A notary office: its notaries see its own valuations and feedback only."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """The office a user works for (one each); a user without one is staff or a partner's system."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="membership")
+    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="members")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.office}"
+
+
 class Channel(models.TextChoices):
     WEB = "web", "web app"
     API = "api", "API"
@@ -178,6 +201,14 @@ class Valuation(models.Model):
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEB)
     created_by = models.ForeignKey(
         "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="valuations"
+    )
+    office = models.ForeignKey(
+        Office,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="valuations",
+        help_text="The notary office it was made for (web app); its members alone may open it.",
     )
     query = models.CharField(
         max_length=300, blank=True, help_text="What was asked: address, CaPaKey or coordinates."
@@ -203,3 +234,46 @@ class Valuation(models.Model):
 
     def __str__(self) -> str:
         return f"valuation #{self.pk}: EUR {self.price_eur:,} ({self.valuation_date})"
+
+
+class Verdict(models.TextChoices):
+    RIGHT = "right", "the price is right"
+    TOO_HIGH = "too_high", "too high"
+    TOO_LOW = "too_low", "too low"
+
+
+class FeedbackStatus(models.TextChoices):
+    NEW = "new", "new"
+    IN_REVIEW = "in_review", "in review"
+    ACCEPTED = "accepted", "accepted"
+    REJECTED = "rejected", "rejected"
+
+
+class Feedback(models.Model):
+    """A notary's opinion of a valuation, kept with it for staff to review."""
+
+    valuation = models.ForeignKey(Valuation, on_delete=models.CASCADE, related_name="feedback")
+    office = models.ForeignKey(
+        Office, on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
+    )
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    estimate_eur = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1_000), MaxValueValidator(100_000_000)],
+        help_text="The notary's own estimate, if given.",
+    )
+    comment = models.TextField(blank=True, max_length=4000)
+    status = models.CharField(max_length=10, choices=FeedbackStatus.choices, default=FeedbackStatus.NEW)
+    staff_comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "feedback"
+
+    def __str__(self) -> str:
+        return f"feedback #{self.pk} on valuation #{self.valuation_id}: {self.get_verdict_display()}"

@@ -22,7 +22,7 @@ from valuation.engine import (
     value_targets,
 )
 from valuation.locate import LocateError, Subject, subject_locate, subjects_locate_many
-from valuation.models import Channel, Valuation
+from valuation.models import Channel, Office, Valuation
 from valuation.sales_data import sales_snapshot
 
 OVERRIDABLE = set(FACT_NAMES) | {"condition"}
@@ -121,10 +121,12 @@ def _store(
     channel: str,
     user: Any,
     version: Any,
+    office: Any = None,
 ) -> Valuation:
     return Valuation(
         channel=channel,
         created_by=_user(user),
+        office=office,
         query=query.label()[:300],
         inputs=query.as_inputs(),
         valuation_date=date.fromisoformat(result["valuation_date"]),
@@ -144,9 +146,14 @@ def _user(user: Any) -> Any:
 
 
 def valuation_create(
-    *, query: ValuationQuery, channel: str = Channel.WEB, user: AbstractBaseUser | AnonymousUser | None = None
+    *,
+    query: ValuationQuery,
+    channel: str = Channel.WEB,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    office: Office | None = None,
 ) -> Valuation:
-    """Locate, value and store one property. Raises LocateError or ValuationInputError for bad input."""
+    """Locate, value and store one property (for ``office``, if given). Raises LocateError or
+    ValuationInputError for bad input."""
     facts = facts_clean(query.facts)
     subject = subject_locate(
         address=query.address,
@@ -169,6 +176,7 @@ def valuation_create(
         channel=channel,
         user=user,
         version=version,
+        office=office,
     )
     valuation.save()
     return valuation
@@ -181,7 +189,7 @@ class BatchItemOutcome:
 
 
 def valuations_create_many(
-    *, queries: list[ValuationQuery], channel: str = Channel.BATCH, user: Any = None
+    *, queries: list[ValuationQuery], channel: str = Channel.BATCH, user: Any = None, office: Any = None
 ) -> list[BatchItemOutcome]:
     """Value many properties in one pass; an item that fails carries its own error, the others succeed."""
     outcomes = [BatchItemOutcome() for _ in queries]
@@ -236,6 +244,7 @@ def valuations_create_many(
                         now,
                         channel,
                         getattr(_user(user), "pk", None),
+                        getattr(office, "pk", None),
                         query.label()[:300],
                         query.as_inputs(),
                         target.valuation_date,
@@ -263,6 +272,7 @@ _STORED = (
     "created_at",
     "channel",
     "created_by_id",
+    "office_id",
     "query",
     "inputs",
     "valuation_date",
@@ -302,6 +312,7 @@ def _copy(stored: list[tuple[Valuation, str]]) -> None:
                 v.created_at,
                 v.channel,
                 v.created_by_id,
+                v.office_id,
                 v.query,
                 orjson.dumps(v.inputs).decode(),
                 v.valuation_date,
