@@ -132,7 +132,24 @@ MODEL_GATE_TOLERANCE = float(env_str("MODEL_GATE_TOLERANCE", "0.0"))
 # Redis carries Celery's broker and results. Caching stays in process memory so that valuations keep
 # working while Redis is down.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Shared by the web processes (login throttling): Redis. Callers tolerate it being down.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "notary",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "search"
+LOGOUT_REDIRECT_URL = "login"
+
+# The map of the result page: a tile URL template (e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
+# where its terms allow), empty for none. Parcel, buildings and sales are vector layers either way.
+MAP_TILE_URL = env_str("MAP_TILE_URL", "")
+MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
 from config import views
 from valuation import views as valuation_views
@@ -7,5 +8,15 @@ from valuation import views as valuation_views
 urlpatterns = [
     path("", valuation_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("login/", valuation_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("search/", valuation_views.search, name="search"),
+    path("search/suggestions", valuation_views.suggestions, name="suggestions"),
+    path("valuations/", valuation_views.valuation_list, name="valuation-list"),
+    path("valuations/new", valuation_views.valuate, name="valuate"),
+    path("valuations/<int:pk>/", valuation_views.valuation_detail, name="valuation-detail"),
+    path("valuations/<int:pk>/revise", valuation_views.valuation_revise, name="valuation-revise"),
+    path("valuations/<int:pk>/feedback", valuation_views.valuation_feedback, name="valuation-feedback"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
