@@ -16,15 +16,22 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 FROM base AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gettext \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv "$VIRTUAL_ENV"
 COPY requirements.lock /tmp/requirements.lock
 RUN pip install -r /tmp/requirements.lock
+# The nl and fr translations, compiled here (gettext stays out of the app image).
+COPY . /src
+RUN cd /src && DEBUG=1 python manage.py compilemessages --ignore "var" -v 0
 
 FROM base AS app
 RUN groupadd --system app && useradd --system --gid app --home-dir /app --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=app:app . /app
+COPY --from=build --chown=app:app /src/locale /app/locale
 # collectstatic needs settings but no database or real secret.
 RUN DEBUG=0 SECRET_KEY=collectstatic-only-not-a-secret STATIC_ROOT=/app/staticfiles \
         python manage.py collectstatic --no-input -v 0 \

@@ -203,8 +203,14 @@ ensure_redis() {
   REDIS_URL="$url"; REDIS_PRIVATE=$private
 }
 
+compile_messages() {  # the nl and fr catalogues (locale/*/LC_MESSAGES/django.po) into .mo files
+  command -v msgfmt >/dev/null || apt_install gettext
+  DEBUG=1 "$PY" manage.py compilemessages --ignore ".venv" --ignore "var" -v 0
+}
+
 setup() {
   ensure_venv
+  compile_messages
   # A previous run's choice stands while those servers still answer.
   if [ -z "${DATABASE_URL:-}${REDIS_URL:-}" ] && [ -f "$VAR/services.env" ]; then
     # shellcheck disable=SC1091
@@ -295,6 +301,8 @@ demo() {
 
 run_tests() {
   setup
+  # The browser tests drive Debian's Chromium (Playwright, executable /usr/bin/chromium).
+  [ -x /usr/bin/chromium ] || apt_install chromium
   # Tests get their own Redis database so a running demo worker never takes their tasks.
   export REDIS_URL="${REDIS_URL%/*}/15"
   export DEBUG=1
