@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.test import override_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -16,3 +20,44 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared real data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+# --- the demo region with a trained, active model: loaded once per test session (about 35 s) --------
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def demo_model(django_db_setup: None, django_db_blocker: Any, model_dir: Path) -> Iterator[Any]:
+    from valuation.demo_sales import demo_load
+    from valuation.models import ModelVersion
+    from valuation.training import model_train
+
+    with django_db_blocker.unblock(), override_settings(MODEL_DIR=model_dir):
+        demo_load(seed=2026, force=False, progress_stream=io.StringIO())
+        version = ModelVersion.objects.filter(status="active").first()
+        if version is None or not Path(version.artifact_path, "manifest.json").exists():
+            version = model_train()
+        yield version
+
+
+@pytest.fixture
+def models_in(model_dir: Path) -> Iterator[Path]:
+    with override_settings(MODEL_DIR=model_dir):
+        yield model_dir
+
+
+@pytest.fixture
+def house(demo_model: Any) -> Any:
+    """A demo house address (no box) whose parcel has a building with storeys (living area known)."""
+    from opendata.models import Address
+
+    address = (
+        Address.objects.filter(source="demo", box="", parcel__buildings__storeys__isnull=False)
+        .select_related("municipality", "parcel")
+        .order_by("pk")
+        .first()
+    )
+    assert address is not None
+    return address

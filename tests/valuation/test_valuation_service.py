@@ -19,19 +19,6 @@ from valuation.services import ValuationQuery, valuation_create, valuations_crea
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def house(demo_model) -> Address:
-    # A house address (no box) whose parcel has a building with storeys, so the living area is known.
-    address = (
-        Address.objects.filter(source="demo", box="", parcel__buildings__storeys__isnull=False)
-        .select_related("municipality", "parcel")
-        .order_by("pk")
-        .first()
-    )
-    assert address is not None
-    return address
-
-
 def _sum(result: dict) -> int:
     return result["explanation"]["base_eur"] + sum(
         c["contribution_eur"] for c in result["explanation"]["contributions"]
@@ -239,6 +226,7 @@ def test_a_forked_batch_stores_what_the_single_path_stores(house: Address, model
     outcomes = valuations_create_many(queries=[ValuationQuery(address_id=a.pk) for a in addresses])
     assert Valuation.objects.count() == before + len(addresses)
     for address, outcome in zip(addresses[::9], outcomes[::9], strict=True):
+        assert outcome.valuation is not None
         stored = Valuation.objects.get(pk=outcome.valuation.pk)
         assert outcome.valuation.result == stored.result  # read back on first use
         single = valuation_create(query=ValuationQuery(address_id=address.pk))
