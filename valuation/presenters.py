@@ -64,6 +64,18 @@ _SOURCE_WORDS = {
 }
 
 
+_NOTES = {
+    "This address is not linked to a cadastral parcel; parcel facts are unknown.": lambda: _(
+        "This address is not linked to a cadastral parcel; parcel facts are unknown."
+    ),
+}
+
+
+def notes(result: dict[str, Any]) -> list[str]:
+    """The notes about the property (why facts are missing), in the notary's language."""
+    return [str(_NOTES[n]()) if n in _NOTES else n for n in result.get("subject", {}).get("notes", [])]
+
+
 def source_words(source: str) -> str:
     """Where a fact comes from, in the notary's language."""
     if source in _SOURCE_WORDS:

@@ -224,6 +224,7 @@ def valuation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "valuation": valuation,
         "result": result,
         "facts": presenters.fact_rows(result, language),
+        "notes": presenters.notes(result),
         "open_data": presenters.open_data_rows(result, language),
         "steps": presenters.waterfall(result, language),
         "bands": bands,

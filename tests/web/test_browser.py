@@ -173,6 +173,11 @@ def test_a_notary_values_a_house_corrects_it_and_sends_feedback(
     assert page.locator("#map .sale-marker").count() >= 1
     _shot(page, "04-result")
 
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
+    assert page.evaluate("document.documentElement.scrollWidth") <= 820  # no sideways scrolling
+    _shot(page, "04b-result-tablet")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     first_url = page.url
     area = page.locator("#revise-form input[name=living_area_m2]")
     area.fill("310")
