@@ -23,6 +23,14 @@ def shared_data() -> Path:
 
 
 # --- the demo region with a trained, active model: loaded once per test session (about 35 s) --------
+def restore_demo() -> None:
+    """Load the session's demo region again (region, sales, features) after a module replaced or
+    deleted it: the tests that run later expect it, and the session fixture loads it only once."""
+    from valuation.demo_sales import demo_load
+
+    demo_load(seed=2026, force=False, progress_stream=io.StringIO())
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")

@@ -27,6 +27,7 @@ from opendata.models import (
     SectorStatistic,
     SourceRefreshRun,
 )
+from tests.conftest import restore_demo
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +51,7 @@ def demo(django_db_setup: None, django_db_blocker: Any) -> Iterator[DemoLoadResu
         yield result
         demo_region_delete()
         SourceRefreshRun.objects.filter(source="demo").delete()
+        restore_demo()
 
 
 def features(pk: int) -> ParcelFeatures:

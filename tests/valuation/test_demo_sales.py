@@ -17,6 +17,7 @@ from django.db import connection
 from opendata.demo.load import demo_counts, demo_region_delete
 from opendata.demo.region import DemoRegion, generate_region
 from opendata.models import SourceRefreshRun
+from tests.conftest import restore_demo
 from valuation import demo_sales
 from valuation.demo_sales import FIRST_DAY, HEDONIC, LAST_DAY, DemoSale, DemoSales, generate_sales
 from valuation.models import PropertyType, Sale
@@ -48,6 +49,7 @@ def loaded(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
         yield output
         demo_region_delete(dependants=[DemoSales([])])
         SourceRefreshRun.objects.filter(source="demo").delete()
+        restore_demo()
 
 
 # The price function and the generator, without a database.
