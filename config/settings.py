@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_gis",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "opendata",
     "features",
@@ -178,11 +179,26 @@ CELERY_TIMEZONE = TIME_ZONE
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["valuation.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["valuation.api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["valuation.api.auth.PerKeyThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "valuation.api.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+API_RATE = env_str("API_RATE", "600/min")  # requests per API key
 SPECTACULAR_SETTINGS = {
     "TITLE": "Notary valuation API",
-    "DESCRIPTION": "Indicative prices of Belgian houses from open data, with explanations.",
+    "DESCRIPTION": (
+        "Indicative prices of Belgian houses from open data, with explanations. Authenticate with "
+        "`Authorization: Api-Key <key>` (keys are issued by staff, per partner, with scopes). Errors "
+        'are `{"error": {"code", "message", "fields"}}`.'
+    ),
     "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Security. Strict unless DEBUG; behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=1.

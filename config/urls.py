@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import views
 from valuation import views as valuation_views
@@ -17,6 +18,17 @@ urlpatterns = [
     path("valuations/<int:pk>/", valuation_views.valuation_detail, name="valuation-detail"),
     path("valuations/<int:pk>/revise", valuation_views.valuation_revise, name="valuation-revise"),
     path("valuations/<int:pk>/feedback", valuation_views.valuation_feedback, name="valuation-feedback"),
+    path("api/v1/", include("valuation.api.urls")),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
+    ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

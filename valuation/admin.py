@@ -1,10 +1,25 @@
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.contrib.gis import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from valuation.models import Feedback, Membership, ModelVersion, Office, PriceIndexVersion, Sale, Valuation
+from valuation.api.keys import api_key_issue, api_key_revoke
+from valuation.models import (
+    ApiKey,
+    ApiScope,
+    Feedback,
+    Membership,
+    ModelVersion,
+    Office,
+    Partner,
+    PriceIndexVersion,
+    Sale,
+    Valuation,
+)
 
 
 @admin.register(Sale)
@@ -122,3 +137,77 @@ class FeedbackAdmin(admin.ModelAdmin):
             reverse("admin:valuation_valuation_change", args=[feedback.valuation_id]),
             feedback.valuation_id,
         )
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    can_delete = False
+    fields = ("prefix", "name", "scopes", "created_at", "last_used_at", "use_count", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False  # keys are issued with the partner's action, which shows the key once
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    """Partner systems and their API keys: issue (the key is shown once), revoke, see usage."""
+
+    list_display = ["name", "slug", "active", "created_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [ApiKeyInline]
+    actions = ["issue_valuate_key", "issue_full_key"]
+
+    def _issue(self, request: Any, queryset: Any, scopes: list[str]) -> None:
+        for partner in queryset:
+            _row, key = api_key_issue(partner=partner, scopes=scopes, name="issued in the admin")
+            self.message_user(
+                request,
+                f"New API key for {partner} ({', '.join(scopes)}): {key} - copy it now, it is not kept.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Issue an API key: valuations only")
+    def issue_valuate_key(self, request: Any, queryset: Any) -> None:
+        self._issue(request, queryset, [ApiScope.VALUATE])
+
+    @admin.action(description="Issue an API key: valuations and sales delivery")
+    def issue_full_key(self, request: Any, queryset: Any) -> None:
+        self._issue(request, queryset, [ApiScope.VALUATE, ApiScope.DELIVER_SALES])
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "prefix",
+        "partner",
+        "name",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "use_count",
+        "revoked_at",
+    ]
+    list_filter = ["partner", "revoked_at"]
+    readonly_fields = [
+        "partner",
+        "prefix",
+        "digest",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "use_count",
+        "revoked_at",
+    ]
+    fields = [*readonly_fields, "name"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: Any, queryset: Any) -> None:
+        for key in queryset:
+            api_key_revoke(key)
+        self.message_user(request, f"{queryset.count()} key(s) revoked.", messages.SUCCESS)

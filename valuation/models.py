@@ -187,6 +187,51 @@ class Membership(models.Model):
         return f"{self.user} @ {self.office}"
 
 
+class Partner(models.Model):
+    """A partner system (notarial software, a bank, a public body) calling the REST API."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(
+        max_length=50, unique=True, help_text="Short name; also the source of the sales it delivers."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True, help_text="An inactive partner's keys are all refused.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiScope(models.TextChoices):
+    VALUATE = "valuate", "valuate (valuations, addresses, feedback)"
+    DELIVER_SALES = "deliver_sales", "deliver sales"
+
+
+class ApiKey(models.Model):
+    """One key of a partner: only its SHA-256 is stored (the key is shown once, when issued)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="keys")
+    name = models.CharField(max_length=100, blank=True, help_text="What the key is for, e.g. 'production'.")
+    prefix = models.CharField(
+        max_length=12, unique=True, help_text="The key's first characters, to recognise it."
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list, help_text="Any of: valuate, deliver_sales.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    use_count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.partner})"
+
+
 class Channel(models.TextChoices):
     WEB = "web", "web app"
     API = "api", "API"
@@ -209,6 +254,14 @@ class Valuation(models.Model):
         blank=True,
         related_name="valuations",
         help_text="The notary office it was made for (web app); its members alone may open it.",
+    )
+    partner = models.ForeignKey(
+        Partner,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="valuations",
+        help_text="The partner system that asked for it (API); it alone may read it.",
     )
     query = models.CharField(
         max_length=300, blank=True, help_text="What was asked: address, CaPaKey or coordinates."
@@ -253,6 +306,9 @@ class Feedback(models.Model):
     """A notary's opinion of a valuation, kept with it for staff to review."""
 
     valuation = models.ForeignKey(Valuation, on_delete=models.CASCADE, related_name="feedback")
+    partner = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
+    )
     office = models.ForeignKey(
         Office, on_delete=models.PROTECT, null=True, blank=True, related_name="feedback"
     )

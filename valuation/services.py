@@ -22,7 +22,7 @@ from valuation.engine import (
     value_targets,
 )
 from valuation.locate import LocateError, Subject, subject_locate, subjects_locate_many
-from valuation.models import Channel, Office, Valuation
+from valuation.models import Channel, Office, Partner, Valuation
 from valuation.sales_data import sales_snapshot
 
 OVERRIDABLE = set(FACT_NAMES) | {"condition"}
@@ -122,11 +122,13 @@ def _store(
     user: Any,
     version: Any,
     office: Any = None,
+    partner: Any = None,
 ) -> Valuation:
     return Valuation(
         channel=channel,
         created_by=_user(user),
         office=office,
+        partner=partner,
         query=query.label()[:300],
         inputs=query.as_inputs(),
         valuation_date=date.fromisoformat(result["valuation_date"]),
@@ -151,9 +153,10 @@ def valuation_create(
     channel: str = Channel.WEB,
     user: AbstractBaseUser | AnonymousUser | None = None,
     office: Office | None = None,
+    partner: Partner | None = None,
 ) -> Valuation:
-    """Locate, value and store one property (for ``office``, if given). Raises LocateError or
-    ValuationInputError for bad input."""
+    """Locate, value and store one property (for ``office`` or ``partner``, if given). Raises
+    LocateError or ValuationInputError for bad input."""
     facts = facts_clean(query.facts)
     subject = subject_locate(
         address=query.address,
@@ -177,6 +180,7 @@ def valuation_create(
         user=user,
         version=version,
         office=office,
+        partner=partner,
     )
     valuation.save()
     return valuation
@@ -189,7 +193,12 @@ class BatchItemOutcome:
 
 
 def valuations_create_many(
-    *, queries: list[ValuationQuery], channel: str = Channel.BATCH, user: Any = None, office: Any = None
+    *,
+    queries: list[ValuationQuery],
+    channel: str = Channel.BATCH,
+    user: Any = None,
+    office: Any = None,
+    partner: Any = None,
 ) -> list[BatchItemOutcome]:
     """Value many properties in one pass; an item that fails carries its own error, the others succeed."""
     outcomes = [BatchItemOutcome() for _ in queries]
@@ -245,6 +254,7 @@ def valuations_create_many(
                         channel,
                         getattr(_user(user), "pk", None),
                         getattr(office, "pk", None),
+                        getattr(partner, "pk", None),
                         query.label()[:300],
                         query.as_inputs(),
                         target.valuation_date,
@@ -273,6 +283,7 @@ _STORED = (
     "channel",
     "created_by_id",
     "office_id",
+    "partner_id",
     "query",
     "inputs",
     "valuation_date",
@@ -313,6 +324,7 @@ def _copy(stored: list[tuple[Valuation, str]]) -> None:
                 v.channel,
                 v.created_by_id,
                 v.office_id,
+                v.partner_id,
                 v.query,
                 orjson.dumps(v.inputs).decode(),
                 v.valuation_date,

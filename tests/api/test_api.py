@@ -1,0 +1,178 @@
+"""Contract tests of the partner API on the demo region: each endpoint, its errors, keys and scopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from opendata.models import Address
+from valuation.api.keys import api_key_issue, api_key_revoke
+from valuation.models import ApiKey, Feedback, Partner, Valuation
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(key: str | None) -> APIClient:
+    client = APIClient()
+    if key:
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+@pytest.fixture
+def keys(demo_model: Any, models_in: Any) -> dict[str, Any]:
+    cache.clear()
+    bank, software = (
+        Partner.objects.create(name="Bank", slug="bank"),
+        Partner.objects.create(name="Akte", slug="akte"),
+    )
+    bank_row, bank_key = api_key_issue(partner=bank, scopes=["valuate"], name="production")
+    _, software_key = api_key_issue(partner=software, scopes=["valuate", "deliver_sales"])
+    _, sales_only = api_key_issue(partner=software, scopes=["deliver_sales"])
+    return {"bank": bank_key, "bank_row": bank_row, "software": software_key, "sales_only": sales_only}
+
+
+def _error(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    body = response.json()["error"]
+    assert set(body) >= {"code", "message", "fields"} and body["message"]
+    return body
+
+
+def test_value_then_read_back_exactly(keys: dict[str, Any], house: Address) -> None:
+    client = _client(keys["bank"])
+    response = client.post(
+        "/api/v1/valuations?lang=fr",
+        {"address_id": house.pk, "facts": {"living_area_m2": 150}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["price_eur"] % 1000 == 0 and body["low_eur"] <= body["price_eur"] <= body["high_eur"]
+    assert body["base_eur"] + sum(c["contribution_eur"] for c in body["contributions"]) == body["price_eur"]
+    assert all(c["label"] for c in body["contributions"])
+    assert body["location"]["type"] == "Point" and len(body["location"]["coordinates"]) == 2
+    assert body["facts"]["living_area_m2"] == {"value": 150.0, "source": "notary"}
+    assert len(body["distribution"]["bands"]) == 13 and body["comparables"]
+    stored = Valuation.objects.get(pk=body["id"])
+    assert stored.channel == "api" and stored.partner is not None and stored.partner.slug == "bank"
+    again = client.get(f"/api/v1/valuations/{body['id']}?lang=fr").json()
+    assert again == body
+
+
+def test_a_partner_sees_only_its_own_valuations(keys: dict[str, Any], house: Address) -> None:
+    made = _client(keys["bank"]).post("/api/v1/valuations", {"address_id": house.pk}, format="json").json()
+    other = _client(keys["software"])
+    assert _error(other.get(f"/api/v1/valuations/{made['id']}"), 404)["code"] == "not_found"
+    _error(other.post(f"/api/v1/valuations/{made['id']}/feedback", {"verdict": "right"}, format="json"), 404)
+
+
+def test_keys_scopes_and_revocation(keys: dict[str, Any], house: Address) -> None:
+    assert _error(_client(None).get("/api/v1/addresses", {"q": "kerk"}), 401)["code"] == "not_authenticated"
+    assert _error(_client("nv_0000_nonsense").get("/api/v1/addresses", {"q": "kerk"}), 401)
+    assert _error(_client(keys["sales_only"]).get("/api/v1/addresses", {"q": "kerk"}), 403)
+    assert not ApiKey.objects.filter(digest__contains=keys["bank"]).exists()  # only a digest is stored
+    api_key_revoke(keys["bank_row"])
+    _error(_client(keys["bank"]).get("/api/v1/addresses", {"q": "kerk"}), 401)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "address"),
+        ({"address": "Dorpsplein 2", "capakey": "99001A0001/00_000"}, "capakey"),
+        ({"latitude": 50.8}, "longitude"),
+        ({"latitude": 123, "longitude": 4.3}, "latitude"),
+        ({"address_id": 1, "facts": {"living_area_m2": -3}}, "facts"),
+        ({"address_id": 1, "facts": {"swimming_pool": True}}, "facts"),
+        ({"address_id": 1, "valuation_date": "2999-01-01"}, "valuation_date"),
+        ({"address_id": "one"}, "address_id"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(
+    keys: dict[str, Any], payload: dict[str, Any], field: str
+) -> None:
+    before = Valuation.objects.count()
+    body = _error(_client(keys["bank"]).post("/api/v1/valuations", payload, format="json"), 400)
+    assert body["code"] == "invalid" and field in body["fields"], body
+    assert Valuation.objects.count() == before
+
+
+def test_not_found_and_unknown_living_area_are_4xx(keys: dict[str, Any], house: Address) -> None:
+    client = _client(keys["bank"])
+    missing = _error(client.post("/api/v1/valuations", {"address": "Nergensstraat 1"}, format="json"), 404)
+    assert "address" in missing["fields"]
+    bad_key = _error(client.post("/api/v1/valuations", {"capakey": "nonsense"}, format="json"), 404)
+    assert "capakey" in bad_key["fields"]
+    _error(client.post("/api/v1/valuations", "not json", content_type="application/json"), 400)
+    _error(client.post("/api/v1/valuations", {"address_id": 1}), 415)  # a form post: JSON only
+
+
+def test_feedback_and_address_search(keys: dict[str, Any], house: Address) -> None:
+    client = _client(keys["bank"])
+    made = client.post("/api/v1/valuations", {"address_id": house.pk}, format="json").json()
+    response = client.post(
+        f"/api/v1/valuations/{made['id']}/feedback",
+        {"verdict": "too_low", "estimate_eur": 420000, "comment": "Renovated in 2024."},
+        format="json",
+    )
+    assert response.status_code == 201 and response.json()["status"] == "new"
+    feedback = Feedback.objects.get(valuation_id=made["id"])
+    assert feedback.partner is not None and feedback.estimate_eur == 420_000
+    _error(client.post(f"/api/v1/valuations/{made['id']}/feedback", {"verdict": "meh"}, format="json"), 400)
+    found = client.get("/api/v1/addresses", {"q": f"{house.street_nl} {house.house_number}"}).json()
+    assert any(a["address_id"] == house.pk for a in found)
+    assert _error(client.get("/api/v1/addresses", {"q": "k"}), 400)["fields"] == {
+        "q": ["Type at least two characters."]
+    }
+
+
+def test_throttling_per_key_answers_429_with_retry_after(keys: dict[str, Any]) -> None:
+    with override_settings(API_RATE="3/min"):
+        client = _client(keys["bank"])
+        for _ in range(3):
+            assert client.get("/api/v1/addresses", {"q": "kerk"}).status_code == 200
+        throttled = client.get("/api/v1/addresses", {"q": "kerk"})
+        assert _error(throttled, 429)["code"] == "throttled"
+        assert int(throttled["Retry-After"]) > 0
+        assert _client(keys["software"]).get("/api/v1/addresses", {"q": "kerk"}).status_code == 200  # per key
+
+
+def test_the_schema_and_its_documentation_page(client: Any) -> None:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {
+        "/api/v1/valuations",
+        "/api/v1/valuations/{id}",
+        "/api/v1/valuations/{id}/feedback",
+        "/api/v1/addresses",
+    } <= set(paths)
+    assert "examples" in str(paths["/api/v1/valuations"]["post"])
+    docs = client.get("/api/docs/").content.decode()
+    assert "redoc" in docs.lower() and "cdn." not in docs and "//unpkg" not in docs
+
+
+def test_staff_issue_a_key_once_and_revoke_it_in_the_admin(keys: dict[str, Any], client: Any) -> None:
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("beheer", "beheer@example.org", "Notaris-2026-veilig"))
+    partner = Partner.objects.get(slug="bank")
+    response = client.post(
+        "/admin/valuation/partner/",
+        {"action": "issue_valuate_key", "_selected_action": [partner.pk]},
+        follow=True,
+    )
+    shown = [str(m) for m in response.context["messages"]]
+    key = shown[0].split(": ", 1)[1].split(" ")[0]
+    assert key.startswith("nv_") and _client(key).get("/api/v1/addresses", {"q": "kerk"}).status_code == 200
+    row = ApiKey.objects.get(prefix=key.split("_")[1])
+    assert key not in str(
+        client.get(f"/admin/valuation/apikey/{row.pk}/change/").content
+    )  # never shown again
+    client.post("/admin/valuation/apikey/", {"action": "revoke", "_selected_action": [row.pk]})
+    _error(_client(key).get("/api/v1/addresses", {"q": "kerk"}), 401)
