@@ -333,3 +333,30 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"feedback #{self.pk} on valuation #{self.valuation_id}: {self.get_verdict_display()}"
+
+
+class BatchStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
+class BatchJob(models.Model):
+    """A partner's batch of up to 10,000 valuations, valued by a worker; results per item."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="batches")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=BatchStatus.choices, default=BatchStatus.QUEUED)
+    items = models.JSONField(help_text="The items as received (validated requests or their errors).")
+    results = models.JSONField(default=list, help_text="Per item: the valuation id and price, or its error.")
+    total = models.PositiveIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"batch #{self.pk} of {self.partner} ({self.status}, {self.done}/{self.total})"

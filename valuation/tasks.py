@@ -16,3 +16,12 @@ def train_model(source: str | None = None) -> dict[str, Any]:
     """Retrain through the promotion gate (weekly, and after a data refresh)."""
     version = model_train(source=source)
     return {"version": version.version, "status": version.status, "reason": version.gate.get("reason", "")}
+
+
+@shared_task(name="valuation.value_batch", acks_late=True)
+def value_batch(job_id: int) -> dict[str, Any]:
+    """Value a partner's batch (see valuation.api.services.batch_run); idempotent once done."""
+    from valuation.api.services import batch_run
+
+    job = batch_run(job_id)
+    return {"batch": job.pk, "status": job.status, "done": job.done}

@@ -176,3 +176,68 @@ def test_staff_issue_a_key_once_and_revoke_it_in_the_admin(keys: dict[str, Any],
     )  # never shown again
     client.post("/admin/valuation/apikey/", {"action": "revoke", "_selected_action": [row.pk]})
     _error(_client(key).get("/api/v1/addresses", {"q": "kerk"}), 401)
+
+
+def test_sales_delivery_is_validated_and_idempotent(keys: dict[str, Any]) -> None:
+    from valuation.models import Sale
+
+    sales = [
+        {
+            "sale_id": "A-1",
+            "sale_date": "2026-03-15",
+            "price_eur": 325000,
+            "latitude": 50.8466,
+            "longitude": 4.3517,
+            "property_type": "house",
+            "living_area_m2": 145,
+        },
+        {
+            "sale_id": "A-2",
+            "sale_date": "2026-03-18",
+            "price_eur": "219500.50",
+            "latitude": 51.0543,
+            "longitude": 3.7174,
+            "property_type": "apartment",
+        },
+        {"sale_id": "A-3", "sale_date": "2026-13-01", "price_eur": -5, "latitude": 50.8, "longitude": 4.3},
+    ]
+    client = _client(keys["software"])
+    first = client.post("/api/v1/sales", {"sales": sales}, format="json")
+    assert first.status_code == 200, first.content
+    body = first.json()
+    assert (body["read"], body["inserted"], body["updated"]) == (3, 2, 0)
+    assert body["rejected"][0]["index"] == 2 and body["rejected"][0]["sale_id"] == "A-3"
+    assert any("sale_date" in reason for reason in body["rejected"][0]["reasons"])
+    again = client.post("/api/v1/sales", {"sales": sales}, format="json").json()
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    assert Sale.objects.filter(source="partner-akte").count() == 2
+    assert _error(_client(keys["bank"]).post("/api/v1/sales", {"sales": sales}, format="json"), 403)
+    assert "sales" in _error(client.post("/api/v1/sales", {"sales": []}, format="json"), 400)["fields"]
+
+
+def test_a_batch_values_the_good_items_and_reports_the_bad(
+    keys: dict[str, Any], house: Address, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from config.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    client = _client(keys["bank"])
+    items = [
+        {"address_id": house.pk},
+        {"address_id": house.pk, "facts": {"living_area_m2": 200}},
+        {"latitude": 123},
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = client.post("/api/v1/valuations/batch", {"items": items}, format="json")
+    assert queued.status_code == 202, queued.content
+    status_url = queued.json()["status_url"]
+    assert status_url.endswith(f"/api/v1/valuations/batch/{queued.json()['id']}")
+    done = client.get(status_url).json()
+    assert (done["status"], done["total"], done["done"]) == ("done", 3, 3)
+    first, second, bad = done["results"]
+    assert Valuation.objects.get(pk=first["valuation_id"]).price_eur == first["price_eur"]
+    assert second["price_eur"] != first["price_eur"]
+    assert bad["index"] == 2 and "latitude" in bad["error"]["fields"]
+    assert _error(_client(keys["software"]).get(status_url), 404)
+    too_many = client.post("/api/v1/valuations/batch", {"items": [{"address_id": 1}] * 10_001}, format="json")
+    assert "items" in _error(too_many, 400)["fields"]

@@ -120,3 +120,41 @@ class AddressSerializer(serializers.Serializer):
     capakey = serializers.CharField(allow_null=True)
     fill = serializers.CharField()
     note = serializers.CharField()
+
+
+class SalesDeliverySerializer(serializers.Serializer):
+    """Sales in the canonical fields of the CSV import (see the README), each with the partner's own
+    ``sale_id``; delivering a sale again with the same id updates it or changes nothing."""
+
+    sales = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=10_000, help_text="1 to 10,000 sales."
+    )
+
+
+class SalesDeliveryResultSerializer(serializers.Serializer):
+    read = serializers.IntegerField()
+    inserted = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rejected = serializers.ListField(child=serializers.DictField(), help_text="index, sale_id, reasons")
+
+
+class BatchRequestSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=10_000, help_text="Valuation requests."
+    )
+
+
+class BatchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    status_url = serializers.CharField()
+    results = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="When done, per item: index and valuation_id, price_eur, low_eur, high_eur; or index "
+        "and error.",
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
@@ -14,15 +16,21 @@ from rest_framework.views import APIView
 from valuation.api.auth import partner_of
 from valuation.api.serializers import (
     AddressSerializer,
+    BatchRequestSerializer,
+    BatchSerializer,
     FeedbackRequestSerializer,
     FeedbackSerializer,
+    SalesDeliveryResultSerializer,
+    SalesDeliverySerializer,
     ValuationRequestSerializer,
     ValuationSerializer,
 )
+from valuation.api.services import batch_create, sales_deliver
 from valuation.engine import feature_label
-from valuation.models import ApiScope, Channel, Feedback, Valuation
+from valuation.models import ApiScope, BatchJob, Channel, Feedback, Valuation
 from valuation.services import ValuationQuery, valuation_create
 from valuation.suggest import suggest
+from valuation.tasks import value_batch
 
 LANGUAGE = OpenApiParameter(
     "lang", str, enum=["nl", "fr", "en"], description="Language of the labels (default en)."
@@ -63,8 +71,6 @@ def valuation_payload(valuation: Valuation, language: str) -> dict[str, Any]:
 
 
 def _own(request: Request, pk: int) -> Valuation:
-    from django.http import Http404
-
     valuation = Valuation.objects.filter(pk=pk, partner=partner_of(request)).first()
     if valuation is None:  # another partner's valuation is as unknown as a missing one
         raise Http404
@@ -179,3 +185,118 @@ class AddressesView(APIView):
 
             raise ValidationError({"q": ["Type at least two characters."]})
         return Response(AddressSerializer(suggest(text, _language(request)), many=True).data)
+
+
+class SalesView(APIView):
+    required_scope = ApiScope.DELIVER_SALES
+
+    @extend_schema(
+        summary="Deliver sales",
+        request=SalesDeliverySerializer,
+        responses={200: SalesDeliveryResultSerializer},
+        examples=[
+            OpenApiExample(
+                "Two sales",
+                value={
+                    "sales": [
+                        {
+                            "sale_id": "A-2026-0117",
+                            "sale_date": "2026-03-15",
+                            "price_eur": 325000,
+                            "latitude": 50.8466,
+                            "longitude": 4.3517,
+                            "property_type": "house",
+                            "living_area_m2": 145,
+                        },
+                        {
+                            "sale_id": "A-2026-0118",
+                            "sale_date": "2026-03-18",
+                            "price_eur": 219500,
+                            "latitude": 51.0543,
+                            "longitude": 3.7174,
+                            "property_type": "apartment",
+                        },
+                    ]
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        given = SalesDeliverySerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        result = sales_deliver(partner=partner_of(request), rows=given.validated_data["sales"])
+        body = {
+            "read": result.read,
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejected": result.rejected,
+        }
+        return Response(SalesDeliveryResultSerializer(body).data)
+
+
+def _batch_body(request: Request, job: BatchJob) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "total": job.total,
+        "done": job.done,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "status_url": request.build_absolute_uri(f"/api/v1/valuations/batch/{job.pk}"),
+        "results": job.results if job.status == "done" else [],
+    }
+
+
+class BatchView(APIView):
+    required_scope = ApiScope.VALUATE
+
+    @extend_schema(
+        summary="Value up to 10,000 properties (queued; poll the status URL)",
+        request=BatchRequestSerializer,
+        responses={202: BatchSerializer},
+        examples=[
+            OpenApiExample(
+                "Three items, one bad",
+                value={
+                    "items": [
+                        {"capakey": "99001A0001/00_000"},
+                        {"address": "Dorpsplein 2, 9998"},
+                        {"latitude": 123},
+                    ]
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        given = BatchRequestSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        items: list[dict[str, Any]] = []
+        for raw in given.validated_data["items"]:
+            one = ValuationRequestSerializer(data=raw)
+            if one.is_valid():
+                query = {k: v for k, v in one.validated_data.items() if k != "valuation_date"}
+                query["facts"] = dict(query.get("facts", {}))
+                when = one.validated_data.get("valuation_date")
+                items.append({"query": {**query, "valuation_date": when.isoformat() if when else None}})
+            else:
+                fields = {str(k): [str(m) for m in v] for k, v in one.errors.items()}
+                items.append(
+                    {"error": {"code": "invalid", "message": "This item is not valid.", "fields": fields}}
+                )
+        job = batch_create(partner=partner_of(request), items=items)
+        transaction.on_commit(lambda: value_batch.delay(job.pk))
+        return Response(BatchSerializer(_batch_body(request, job)).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BatchDetailView(APIView):
+    required_scope = ApiScope.VALUATE
+
+    @extend_schema(summary="A batch's progress, then its results", responses={200: BatchSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        job = BatchJob.objects.filter(pk=pk, partner=partner_of(request)).first()
+        if job is None:
+            raise Http404
+        return Response(BatchSerializer(_batch_body(request, job)).data)
