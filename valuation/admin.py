@@ -1,18 +1,25 @@
+import csv
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.admin import SimpleListFilter
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.contrib.gis import admin
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from valuation.api.keys import api_key_issue, api_key_revoke
+from valuation.market import band_labels
 from valuation.models import (
     ApiKey,
     ApiScope,
     Feedback,
+    FeedbackStatus,
     Membership,
+    ModelStatus,
     ModelVersion,
     Office,
     Partner,
@@ -20,6 +27,36 @@ from valuation.models import (
     Sale,
     Valuation,
 )
+from valuation.training import TrainingError, model_activate
+
+
+class PriceBandFilter(SimpleListFilter):
+    """The band of the reference screen the indicative price falls in."""
+
+    title = "price band"
+    parameter_name = "band"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(i), _band_label(low, high)) for i, (low, high) in enumerate(band_labels())]
+
+    def queryset(self, request: Any, queryset: Any) -> Any:
+        chosen = self.value()
+        if chosen is None or not chosen.isdigit() or int(chosen) >= len(band_labels()):
+            return queryset
+        low, high = band_labels()[int(chosen)]
+        if low is not None:
+            queryset = queryset.filter(valuation__price_eur__gte=low)
+        if high is not None:
+            queryset = queryset.filter(valuation__price_eur__lt=high)
+        return queryset
+
+
+def _band_label(low: int | None, high: int | None) -> str:
+    if low is None:
+        return f"< {high:,}"
+    if high is None:
+        return f"> {low:,}"
+    return f"{low:,} - {high:,}"
 
 
 @admin.register(Sale)
@@ -39,9 +76,50 @@ class PriceIndexVersionAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["version", "status", "created_at", "activated_at", "train_count", "progress_stage"]
+    """Model versions: metrics, backtest and gate, training snapshot; activate one (promote a
+    candidate, or roll back to a retired version) after a confirmation page."""
+
+    list_display = ["version", "status", "created_at", "activated_at", "train_count", "gate_reason"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    actions = ["activate"]
+
+    @admin.display(description="gate")
+    def gate_reason(self, version: ModelVersion) -> str:
+        return str((version.gate or {}).get("reason", ""))[:120]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    @admin.action(description="Activate the selected version (promote or roll back)", permissions=["change"])
+    def activate(self, request: Any, queryset: Any) -> Any:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return None
+        version = queryset.get()
+        active = ModelVersion.objects.filter(status=ModelStatus.ACTIVE).first()
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/valuation/modelversion/confirm_activate.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": f"Activate {version.version}?",
+                    "version": version,
+                    "active": active,
+                    "opts": self.model._meta,
+                    "action": "activate",
+                    "selected": version.pk,
+                },
+            )
+        try:
+            model_activate(version=version)
+        except TrainingError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        was = f" (was {active.version})" if active and active.pk != version.pk else ""
+        self.message_user(request, f"{version.version} is now the active model{was}.", messages.SUCCESS)
+        return None
 
 
 @admin.register(Valuation)
@@ -97,24 +175,36 @@ class NotaryUserAdmin(UserAdmin):
 
 @admin.register(Feedback)
 class FeedbackAdmin(admin.ModelAdmin):
-    """Notaries' feedback, to review: filter by status, verdict, office, date and model version."""
+    """Feedback to review: new -> in review -> accepted / rejected, with a staff comment; filters by
+    status, verdict, office, partner, model version, date and price band; accepted feedback with an
+    estimate exported for model review."""
 
     list_display = [
         "pk",
         "created_at",
         "office",
+        "partner",
         "verdict",
         "estimate_eur",
         "price",
         "status",
         "valuation_link",
     ]
-    list_filter = ["status", "verdict", "office", "valuation__model_version", "created_at"]
-    search_fields = ["comment", "valuation__query", "valuation__parcel__capakey"]
+    list_filter = [
+        "status",
+        "verdict",
+        "office",
+        "partner",
+        "valuation__model_version",
+        PriceBandFilter,
+        "created_at",
+    ]
+    search_fields = ["comment", "staff_comment", "valuation__query", "valuation__parcel__capakey"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "valuation",
+        "valuation_link",
         "office",
+        "partner",
         "created_by",
         "created_at",
         "verdict",
@@ -122,8 +212,9 @@ class FeedbackAdmin(admin.ModelAdmin):
         "comment",
     ]
     fields = [*readonly_fields, "status", "staff_comment"]
+    actions = ["mark_in_review", "accept", "reject", "export_accepted"]
 
-    def has_add_permission(self, request: object) -> bool:
+    def has_add_permission(self, request: Any) -> bool:
         return False
 
     @admin.display(description="indicative price", ordering="valuation__price_eur")
@@ -132,11 +223,79 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     @admin.display(description="valuation")
     def valuation_link(self, feedback: Feedback) -> str:
+        """The valuation as the notary saw it (its web page), and its admin record."""
         return format_html(
-            '<a href="{}">#{}</a>',
+            '<a href="{}">as shown</a> · <a href="{}">#{}</a>',
+            reverse("valuation-detail", args=[feedback.valuation_id]),
             reverse("admin:valuation_valuation_change", args=[feedback.valuation_id]),
             feedback.valuation_id,
         )
+
+    def _move(self, request: Any, queryset: Any, status: str, allowed: tuple[str, ...]) -> None:
+        moved = queryset.filter(status__in=allowed).update(status=status)
+        skipped = queryset.count() - moved
+        note = f"; {skipped} left as they were (not {' or '.join(allowed)})" if skipped else ""
+        self.message_user(request, f"{moved} feedback marked {status}{note}.", messages.SUCCESS)
+
+    @admin.action(description="Mark as in review", permissions=["change"])
+    def mark_in_review(self, request: Any, queryset: Any) -> None:
+        self._move(request, queryset, FeedbackStatus.IN_REVIEW, (FeedbackStatus.NEW,))
+
+    @admin.action(description="Accept", permissions=["change"])
+    def accept(self, request: Any, queryset: Any) -> None:
+        self._move(request, queryset, FeedbackStatus.ACCEPTED, (FeedbackStatus.NEW, FeedbackStatus.IN_REVIEW))
+
+    @admin.action(description="Reject", permissions=["change"])
+    def reject(self, request: Any, queryset: Any) -> None:
+        self._move(request, queryset, FeedbackStatus.REJECTED, (FeedbackStatus.NEW, FeedbackStatus.IN_REVIEW))
+
+    @admin.action(description="Export accepted feedback with an estimate (CSV, for model review)")
+    def export_accepted(self, request: Any, queryset: Any) -> HttpResponse:
+        rows = queryset.filter(status=FeedbackStatus.ACCEPTED, estimate_eur__isnull=False).select_related(
+            "valuation__model_version", "valuation__parcel", "office", "partner"
+        )
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="accepted-feedback.csv"'
+        out = csv.writer(response)
+        out.writerow(
+            [
+                "feedback_id",
+                "valuation_id",
+                "valuation_date",
+                "capakey",
+                "model_version",
+                "price_eur",
+                "low_eur",
+                "high_eur",
+                "estimate_eur",
+                "verdict",
+                "office",
+                "partner",
+                "comment",
+                "staff_comment",
+            ]
+        )
+        for f in rows:
+            v = f.valuation
+            out.writerow(
+                [
+                    f.pk,
+                    v.pk,
+                    v.valuation_date,
+                    v.parcel.capakey if v.parcel else "",
+                    v.model_version.version,
+                    v.price_eur,
+                    v.low_eur,
+                    v.high_eur,
+                    f.estimate_eur,
+                    f.verdict,
+                    f.office or "",
+                    f.partner or "",
+                    f.comment,
+                    f.staff_comment,
+                ]
+            )
+        return response
 
 
 class ApiKeyInline(admin.TabularInline):

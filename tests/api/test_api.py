@@ -241,3 +241,62 @@ def test_a_batch_values_the_good_items_and_reports_the_bad(
     assert _error(_client(keys["software"]).get(status_url), 404)
     too_many = client.post("/api/v1/valuations/batch", {"items": [{"address_id": 1}] * 10_001}, format="json")
     assert "items" in _error(too_many, 400)["fields"]
+
+
+def test_feedback_review_transitions_filters_and_export(
+    keys: dict[str, Any], house: Address, client: Any
+) -> None:
+    from django.contrib.auth.models import User
+
+    api = _client(keys["bank"])
+    made = api.post("/api/v1/valuations", {"address_id": house.pk}, format="json").json()
+    for verdict, estimate in (("too_low", 450_000), ("right", None)):
+        payload = {"verdict": verdict, **({"estimate_eur": estimate} if estimate else {})}
+        api.post(f"/api/v1/valuations/{made['id']}/feedback", payload, format="json")
+    low, right = Feedback.objects.get(verdict="too_low"), Feedback.objects.get(verdict="right")
+    client.force_login(User.objects.create_superuser("beheer", "beheer@example.org", "Notaris-2026-veilig"))
+    url = "/admin/valuation/feedback/"
+    client.post(url, {"action": "mark_in_review", "_selected_action": [low.pk]})
+    client.post(url, {"action": "accept", "_selected_action": [low.pk, right.pk]})
+    low.refresh_from_db()
+    right.refresh_from_db()
+    assert (low.status, right.status) == ("accepted", "accepted")
+    client.post(url, {"action": "mark_in_review", "_selected_action": [right.pk]})  # not from accepted
+    right.refresh_from_db()
+    assert right.status == "accepted"
+    band = str(sum(1 for edge in (100_000, *range(150_000, 650_001, 50_000)) if made["price_eur"] >= edge))
+    assert f"#{made['id']}<" in client.get(url, {"band": band}).content.decode()
+    export = client.post(url, {"action": "export_accepted", "_selected_action": [low.pk, right.pk]})
+    lines = export.content.decode().strip().splitlines()
+    assert len(lines) == 2 and lines[1].split(",")[8] == "450000"  # only the one with an estimate
+
+
+def test_staff_activate_a_model_version_after_confirming(keys: dict[str, Any], client: Any) -> None:
+    from django.contrib.auth.models import User
+
+    from valuation.models import ModelVersion
+
+    active = ModelVersion.objects.get(status="active")
+    client.force_login(User.objects.create_superuser("beheer", "beheer@example.org", "Notaris-2026-veilig"))
+    url = "/admin/valuation/modelversion/"
+    asked = client.post(url, {"action": "activate", "_selected_action": [active.pk]})
+    assert asked.status_code == 200 and b"Yes, activate" in asked.content  # a confirmation page first
+    ModelVersion.objects.filter(pk=active.pk).update(status="retired")  # as after a newer promotion
+    client.post(url, {"action": "activate", "_selected_action": [active.pk], "confirmed": "yes"})
+    assert ModelVersion.objects.get(pk=active.pk).status == "active"  # rolled back to it
+
+
+def test_staff_refresh_a_source_now_from_its_runs(client: Any, monkeypatch: Any, db: Any) -> None:
+    from django.contrib.auth.models import User
+
+    from opendata import tasks
+    from opendata.models import SourceRefreshRun
+
+    run = SourceRefreshRun.objects.create(source="stations", status="succeeded", location="test")
+    queued: list[str] = []
+    monkeypatch.setattr(tasks.refresh_source, "delay", lambda name: queued.append(name))
+    client.force_login(User.objects.create_superuser("beheer", "beheer@example.org", "Notaris-2026-veilig"))
+    listing = client.get("/admin/opendata/sourcerefreshrun/")
+    assert listing.status_code == 200 and "next scheduled run" in listing.content.decode().lower()
+    client.post("/admin/opendata/sourcerefreshrun/", {"action": "refresh_now", "_selected_action": [run.pk]})
+    assert queued == ["stations"]
