@@ -199,6 +199,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,  # the schema documents the API, not itself
 }
 
 # Security. Strict unless DEBUG; behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=1.

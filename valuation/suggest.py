@@ -37,7 +37,8 @@ class Suggestion:
 
 def suggest(text: str, language: str = "nl") -> list[dict[str, Any]]:
     """Up to :data:`LIMIT` suggestions for ``text`` (empty below two characters)."""
-    text = " ".join(text.split())[:200]
+    # Control characters (a NUL byte, which PostgreSQL refuses in text) are never part of an address.
+    text = " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())[:200]
     if len(text) < 2:
         return []
     if _CAPAKEY_TYPED.match(text):

@@ -166,3 +166,9 @@ def test_staff_see_feedback_in_the_admin_filtered(client_a: Client, house: Addre
         .count(f"#{valuation.pk}<")
         == 0
     )
+
+
+def test_suggestions_ignore_control_characters(client_a: Client, house: Address) -> None:
+    # Found by the API fuzzer: a NUL byte reached PostgreSQL, which refuses it (a 500).
+    response = client_a.get(reverse("suggestions"), {"q": "kerk\x00str"})
+    assert response.status_code == 200

@@ -70,8 +70,15 @@ def valuation_payload(valuation: Valuation, language: str) -> dict[str, Any]:
     }
 
 
-def _own(request: Request, pk: int) -> Valuation:
-    valuation = Valuation.objects.filter(pk=pk, partner=partner_of(request)).first()
+def _id(pk: Any) -> int:
+    text = str(pk)
+    if not text.isdigit() or len(text) > 18:
+        raise Http404
+    return int(text)
+
+
+def _own(request: Request, pk: Any) -> Valuation:
+    valuation = Valuation.objects.filter(pk=_id(pk), partner=partner_of(request)).first()
     if valuation is None:  # another partner's valuation is as unknown as a missing one
         raise Http404
     return valuation
@@ -125,7 +132,7 @@ class ValuationDetailView(APIView):
     @extend_schema(
         summary="A stored valuation, as it was", responses={200: ValuationSerializer}, parameters=[LANGUAGE]
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: Request, pk: str) -> Response:
         return Response(ValuationSerializer(valuation_payload(_own(request, pk), _language(request))).data)
 
 
@@ -144,7 +151,7 @@ class FeedbackView(APIView):
             )
         ],
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: Request, pk: str) -> Response:
         valuation = _own(request, pk)
         given = FeedbackRequestSerializer(data=request.data)
         given.is_valid(raise_exception=True)
@@ -295,8 +302,8 @@ class BatchDetailView(APIView):
     required_scope = ApiScope.VALUATE
 
     @extend_schema(summary="A batch's progress, then its results", responses={200: BatchSerializer})
-    def get(self, request: Request, pk: int) -> Response:
-        job = BatchJob.objects.filter(pk=pk, partner=partner_of(request)).first()
+    def get(self, request: Request, pk: str) -> Response:
+        job = BatchJob.objects.filter(pk=_id(pk), partner=partner_of(request)).first()
         if job is None:
             raise Http404
         return Response(BatchSerializer(_batch_body(request, job)).data)
