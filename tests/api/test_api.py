@@ -300,3 +300,45 @@ def test_staff_refresh_a_source_now_from_its_runs(client: Any, monkeypatch: Any,
     assert listing.status_code == 200 and "next scheduled run" in listing.content.decode().lower()
     client.post("/admin/opendata/sourcerefreshrun/", {"action": "refresh_now", "_selected_action": [run.pk]})
     assert queued == ["stations"]
+
+
+def test_cors_is_closed_by_default(keys: dict[str, Any]) -> None:
+    client = _client(keys["bank"])
+    response = client.get("/api/v1/addresses", {"q": "kerk"}, HTTP_ORIGIN="https://elsewhere.example")
+    assert response.status_code == 200 and "Access-Control-Allow-Origin" not in response
+    preflight = client.options(
+        "/api/v1/valuations",
+        HTTP_ORIGIN="https://elsewhere.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+    )
+    assert "Access-Control-Allow-Origin" not in preflight
+
+
+def test_admin_actions_need_the_change_permission(keys: dict[str, Any], house: Address, client: Any) -> None:
+    from django.contrib.auth.models import Permission, User
+
+    from valuation.models import ModelVersion
+
+    made = _client(keys["bank"]).post("/api/v1/valuations", {"address_id": house.pk}, format="json").json()
+    _client(keys["bank"]).post(
+        f"/api/v1/valuations/{made['id']}/feedback", {"verdict": "right"}, format="json"
+    )
+    viewer = User.objects.create_user("kijker", password="Notaris-2026-veilig", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_feedback", "view_modelversion"])
+    )
+    client.force_login(viewer)
+    feedback = Feedback.objects.get(valuation_id=made["id"])
+    page = client.get("/admin/valuation/feedback/")
+    assert page.status_code == 200 and b'value="accept"' not in page.content  # not offered
+    client.post("/admin/valuation/feedback/", {"action": "accept", "_selected_action": [feedback.pk]})
+    feedback.refresh_from_db()
+    assert feedback.status == "new"
+    active = ModelVersion.objects.get(status="active")
+    ModelVersion.objects.filter(pk=active.pk).update(status="retired")
+    client.post(
+        "/admin/valuation/modelversion/",
+        {"action": "activate", "_selected_action": [active.pk], "confirmed": "yes"},
+    )
+    assert ModelVersion.objects.get(pk=active.pk).status == "retired"  # refused
+    ModelVersion.objects.filter(pk=active.pk).update(status="active")

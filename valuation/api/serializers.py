@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework_gis.fields import GeometryField
 
 from valuation.models import Verdict
 from valuation.services import CONDITIONS
@@ -89,6 +91,21 @@ class ContributionSerializer(serializers.Serializer):
     contribution_eur = serializers.IntegerField()
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["Point"]},
+            "coordinates": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        },
+        "required": ["type", "coordinates"],
+        "example": {"type": "Point", "coordinates": [4.4639599, 50.8124145]},
+    }
+)
+class PointField(GeometryField):
+    """A GeoJSON Point in WGS84 (rest_framework_gis), described as such in the schema."""
+
+
 class ValuationSerializer(serializers.Serializer):
     """A stored valuation, exactly as it was computed."""
 
@@ -99,7 +116,7 @@ class ValuationSerializer(serializers.Serializer):
     low_eur = serializers.IntegerField()
     high_eur = serializers.IntegerField()
     coverage = serializers.FloatField()
-    location = serializers.JSONField(help_text="GeoJSON Point (WGS84) of the property.")
+    location = PointField(precision=7, help_text="GeoJSON Point (WGS84) of the property.")
     subject = serializers.JSONField()
     facts = serializers.JSONField()
     base_eur = serializers.IntegerField()

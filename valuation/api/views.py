@@ -54,7 +54,7 @@ def valuation_payload(valuation: Valuation, language: str) -> dict[str, Any]:
         "low_eur": valuation.low_eur,
         "high_eur": valuation.high_eur,
         "coverage": valuation.coverage,
-        "location": {"type": "Point", "coordinates": [subject.get("longitude"), subject.get("latitude")]},
+        "location": valuation.point.transform(4326, clone=True),  # GeoJSON through rest_framework_gis
         "subject": subject,
         "facts": result.get("facts", {}),
         "base_eur": explanation.get("base_eur"),
