@@ -130,7 +130,11 @@ class ValuationDetailView(APIView):
     required_scope = ApiScope.VALUATE
 
     @extend_schema(
-        summary="A stored valuation, as it was", responses={200: ValuationSerializer}, parameters=[LANGUAGE]
+        summary="A stored valuation, as it was",
+        description="Example: `GET /api/v1/valuations/1234?lang=fr` gives the valuation that POST "
+        "/api/v1/valuations returned, with its labels in French.",
+        responses={200: ValuationSerializer},
+        parameters=[LANGUAGE],
     )
     def get(self, request: Request, pk: str) -> Response:
         return Response(ValuationSerializer(valuation_payload(_own(request, pk), _language(request))).data)
@@ -184,6 +188,22 @@ class AddressesView(APIView):
             LANGUAGE,
         ],
         responses={200: AddressSerializer(many=True)},
+        examples=[
+            OpenApiExample(
+                "An address",
+                value=[
+                    {
+                        "label": "Dorpsplein 2, 9998 Demodorp (synthetisch)",
+                        "kind": "address",
+                        "address_id": 1,
+                        "capakey": None,
+                        "fill": "",
+                        "note": "",
+                    }
+                ],
+                response_only=True,
+            )
+        ],
     )
     def get(self, request: Request) -> Response:
         text = str(request.query_params.get("q", ""))
@@ -301,7 +321,43 @@ class BatchView(APIView):
 class BatchDetailView(APIView):
     required_scope = ApiScope.VALUATE
 
-    @extend_schema(summary="A batch's progress, then its results", responses={200: BatchSerializer})
+    @extend_schema(
+        summary="A batch's progress, then its results",
+        description="Example: `GET /api/v1/valuations/batch/17` until `status` is `done`.",
+        responses={200: BatchSerializer},
+        examples=[
+            OpenApiExample(
+                "Done, one bad item",
+                value={
+                    "id": 17,
+                    "status": "done",
+                    "total": 2,
+                    "done": 2,
+                    "created_at": "2026-12-07T10:00:00Z",
+                    "finished_at": "2026-12-07T10:00:03Z",
+                    "status_url": "https://example.org/api/v1/valuations/batch/17",
+                    "results": [
+                        {
+                            "index": 0,
+                            "valuation_id": 1234,
+                            "price_eur": 337000,
+                            "low_eur": 267000,
+                            "high_eur": 425000,
+                        },
+                        {
+                            "index": 1,
+                            "error": {
+                                "code": "invalid",
+                                "message": "This item is not valid.",
+                                "fields": {"latitude": ["Ensure this value is at most 90."]},
+                            },
+                        },
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+    )
     def get(self, request: Request, pk: str) -> Response:
         job = BatchJob.objects.filter(pk=_id(pk), partner=partner_of(request)).first()
         if job is None:
