@@ -9,6 +9,7 @@ from valuation import views as valuation_views
 urlpatterns = [
     path("", valuation_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("login/", valuation_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("search/", valuation_views.search, name="search"),
