@@ -10,6 +10,7 @@ after validating the whole input).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -17,6 +18,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.utils import timezone
 
+from config.metrics import REFRESH_RUNS, REFRESH_SECONDS
 from opendata.connectors.base import (
     MAX_STORED_REJECTIONS,
     LoadResult,
@@ -64,6 +66,26 @@ def refresh(
     options = dict(options or {})
     previous = last_success(name)
     run = SourceRefreshRun.objects.create(source=name, location=str(file or url or "")[:500])
+    started = time.monotonic()
+    try:
+        return _refresh(run, connector, name, file, url, force, previous, stream, options, follow_up)
+    finally:
+        REFRESH_RUNS.labels(name, run.status).inc()
+        REFRESH_SECONDS.labels(name).observe(time.monotonic() - started)
+
+
+def _refresh(
+    run: SourceRefreshRun,
+    connector: Any,
+    name: str,
+    file: Path | None,
+    url: str | None,
+    force: bool,
+    previous: SourceRefreshRun | None,
+    stream: IO[str] | None,
+    options: dict[str, Any],
+    follow_up: FollowUp | None,
+) -> SourceRefreshRun:
     try:
         if file is None:
             live = url or connector.live_url(options)

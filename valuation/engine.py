@@ -20,6 +20,7 @@ import pandas as pd
 from django.contrib.gis.geos import Point
 from django.db import connection
 
+from config.metrics import model_in_use
 from features import registry
 from features.registry import COMPARABLES_K
 from features.store import parcel_features_columns
@@ -72,6 +73,7 @@ def active_model() -> tuple[ModelVersion, Bundle]:
         if _loaded is None or _loaded[0] != active_pk:
             version = ModelVersion.objects.select_related("price_index").get(pk=active_pk)
             _loaded = (version.pk, version, Bundle.load(version.artifact_path, num_threads=1))
+            model_in_use(version.version)
         return _loaded[1], _loaded[2]
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.metrics import VALUATIONS
 from opendata.copy import copy_rows
 from opendata.models import RunStatus, SourceRefreshRun
 from valuation.engine import (
@@ -183,6 +184,7 @@ def valuation_create(
         partner=partner,
     )
     valuation.save()
+    VALUATIONS.labels(channel).inc()
     return valuation
 
 
@@ -270,6 +272,7 @@ def valuations_create_many(
                 outcomes[positions[i]].valuation = valuation
                 stored.append((valuation, encoded.text))
             _copy(stored)
+            VALUATIONS.labels(channel).inc(len(stored))
     return outcomes
 
 
