@@ -33,6 +33,10 @@
     var bounds = shapes.getBounds();
     if (bounds.isValid()) map.fitBounds(bounds.pad(0.15)); else map.setView([50.85, 4.35], 8);
   }
+  // The report: the print stylesheet does the rest (no inline handler: the CSP forbids them).
+  document.querySelectorAll("[data-print]").forEach(function (b) {
+    b.addEventListener("click", function () { window.print(); });
+  });
   // Facts: a change re-values the property (a new valuation, stored with the corrected facts).
   var form = document.getElementById("revise-form");
   if (form) {
