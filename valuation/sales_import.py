@@ -113,6 +113,17 @@ def sales_import(
     return result
 
 
+def sales_upsert(valid: ValidSales, *, source: str) -> tuple[int, int]:
+    """Upsert validated sales (one batch, e.g. a partner's delivery) on (source, sale_id), in one
+    transaction; return (inserted, updated)."""
+    with transaction.atomic():
+        _staging_create()
+        _staging_fill(valid)
+        counts = _upsert(connection.connection, source)
+        _staging_drop()
+    return counts
+
+
 def _add_counts(
     result: SalesImportResult, pending: tuple[Future[tuple[int, int]], int], progress: Progress
 ) -> None:

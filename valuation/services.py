@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -23,7 +24,7 @@ from valuation.engine import (
     value_targets,
 )
 from valuation.locate import LocateError, Subject, subject_locate, subjects_locate_many
-from valuation.models import Channel, Office, Partner, Valuation
+from valuation.models import Channel, Feedback, Office, Partner, Valuation
 from valuation.sales_data import sales_snapshot
 
 OVERRIDABLE = set(FACT_NAMES) | {"condition"}
@@ -41,6 +42,20 @@ class ValuationQuery:
     address_id: int | None = None
     facts: dict[str, Any] | None = None
     valuation_date: date | None = None
+
+    NAMING = ("address", "capakey", "latitude", "longitude", "address_id")
+
+    @classmethod
+    def naming(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        facts: dict[str, Any] | None = None,
+        valuation_date: date | None = None,
+    ) -> ValuationQuery:
+        """The property as ``data`` names it (validated request data, or a stored valuation's inputs),
+        with these facts and date."""
+        return cls(**{k: data.get(k) for k in cls.NAMING}, facts=facts, valuation_date=valuation_date)
 
     def as_inputs(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if v not in (None, {}, "")}
@@ -94,6 +109,28 @@ def facts_clean(facts: dict[str, Any] | None) -> dict[str, Any]:
                 )
             clean[name] = number
     return clean
+
+
+def feedback_create(
+    *,
+    valuation: Valuation,
+    verdict: str,
+    estimate_eur: int | None = None,
+    comment: str = "",
+    user: Any = None,
+    office: Office | None = None,
+    partner: Partner | None = None,
+) -> Feedback:
+    """Feedback on a valuation, from a notary of ``office`` (web) or from ``partner`` (API)."""
+    return Feedback.objects.create(
+        valuation=valuation,
+        verdict=verdict,
+        estimate_eur=estimate_eur,
+        comment=comment or "",
+        created_by=_user(user),
+        office=office,
+        partner=partner,
+    )
 
 
 def data_vintages() -> dict[str, Any]:

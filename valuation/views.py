@@ -7,13 +7,12 @@ valuations; staff see everything in the admin. Every write goes through ``valuat
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -27,9 +26,9 @@ from valuation import presenters
 from valuation.engine import NoActiveModel, ValuationInputError
 from valuation.forms import FactsForm, FeedbackForm, ValuateForm
 from valuation.locate import LocateError
-from valuation.models import Channel, Feedback, Office, Valuation
+from valuation.models import Channel, Office, Valuation
 from valuation.selectors import data_counts, demo_run_latest
-from valuation.services import ValuationQuery, valuation_create
+from valuation.services import ValuationQuery, feedback_create, valuation_create
 from valuation.suggest import suggest
 
 log = logging.getLogger(__name__)
@@ -253,15 +252,8 @@ def valuation_revise(request: HttpRequest, pk: int) -> HttpResponse:
             _("Check the facts you entered: %(errors)s") % {"errors": _form_errors(form)},
         )
         return redirect("valuation-detail", pk=pk)
-    inputs = original.inputs
-    query = ValuationQuery(
-        address=inputs.get("address"),
-        capakey=inputs.get("capakey"),
-        latitude=inputs.get("latitude"),
-        longitude=inputs.get("longitude"),
-        address_id=inputs.get("address_id"),
-        facts=form.facts(),
-        valuation_date=form.cleaned_data.get("valuation_date"),
+    query = ValuationQuery.naming(
+        original.inputs, facts=form.facts(), valuation_date=form.cleaned_data.get("valuation_date")
     )
     try:
         valuation = valuation_create(
@@ -285,13 +277,13 @@ def valuation_feedback(request: HttpRequest, pk: int) -> HttpResponse:
             _("Your feedback was not sent: %(errors)s") % {"errors": _form_errors(form)},
         )
         return redirect(reverse("valuation-detail", args=[pk]) + "#feedback")
-    Feedback.objects.create(
+    feedback_create(
         valuation=valuation,
-        office=office_of(request.user),
-        created_by=cast(User, request.user),
         verdict=form.cleaned_data["verdict"],
         estimate_eur=form.cleaned_data.get("estimate_eur"),
         comment=form.cleaned_data.get("comment", ""),
+        user=request.user,
+        office=office_of(request.user),
     )
     messages.success(request, _("Thank you: your feedback was received and will be reviewed."))
     return redirect(reverse("valuation-detail", args=[pk]) + "#feedback")

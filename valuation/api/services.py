@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from django.db import connection, transaction
 from django.utils import timezone
 
 from valuation.models import BatchJob, BatchStatus, Channel, Partner
 from valuation.sale_rows import validate_sale_rows
-from valuation.sales_import import _staging_create, _staging_drop, _staging_fill, _upsert
+from valuation.sales_import import sales_upsert
 from valuation.services import ValuationQuery, valuations_create_many
 
 BATCH_MAX = 10_000
@@ -46,11 +45,7 @@ def sales_deliver(*, partner: Partner, rows: Sequence[Mapping[str, object]]) -> 
         for r in rejections
     ]
     if len(valid):
-        with transaction.atomic():
-            _staging_create()
-            _staging_fill(valid)
-            result.inserted, result.updated = _upsert(connection.connection, partner_source(partner))
-            _staging_drop()
+        result.inserted, result.updated = sales_upsert(valid, source=partner_source(partner))
     return result
 
 
@@ -89,9 +84,13 @@ def _value_chunk(job: BatchJob, chunk: list[dict[str, Any]], start: int) -> list
         if "error" in item:
             out[k]["error"] = item["error"]
             continue
-        q = dict(item["query"])
-        when = q.pop("valuation_date", None)
-        queries.append(ValuationQuery(**q, valuation_date=date.fromisoformat(when) if when else None))
+        q = item["query"]
+        when = q.get("valuation_date")
+        queries.append(
+            ValuationQuery.naming(
+                q, facts=q.get("facts") or {}, valuation_date=date.fromisoformat(when) if when else None
+            )
+        )
         positions.append(k)
     for k, outcome in zip(
         positions,

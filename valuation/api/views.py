@@ -27,8 +27,8 @@ from valuation.api.serializers import (
 )
 from valuation.api.services import batch_create, sales_deliver
 from valuation.engine import feature_label
-from valuation.models import ApiScope, BatchJob, Channel, Feedback, Valuation
-from valuation.services import ValuationQuery, valuation_create
+from valuation.models import ApiScope, BatchJob, Channel, Valuation
+from valuation.services import ValuationQuery, feedback_create, valuation_create
 from valuation.suggest import suggest
 from valuation.tasks import value_batch
 
@@ -110,14 +110,8 @@ class ValuationsView(APIView):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         valuation = valuation_create(
-            query=ValuationQuery(
-                address=data.get("address"),
-                capakey=data.get("capakey"),
-                latitude=data.get("latitude"),
-                longitude=data.get("longitude"),
-                address_id=data.get("address_id"),
-                facts=dict(data.get("facts", {})),
-                valuation_date=data.get("valuation_date"),
+            query=ValuationQuery.naming(
+                data, facts=dict(data.get("facts", {})), valuation_date=data.get("valuation_date")
             ),
             channel=Channel.API,
             partner=partner_of(request),
@@ -159,13 +153,7 @@ class FeedbackView(APIView):
         valuation = _own(request, pk)
         given = FeedbackRequestSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        feedback = Feedback.objects.create(
-            valuation=valuation,
-            partner=partner_of(request),
-            verdict=given.validated_data["verdict"],
-            estimate_eur=given.validated_data.get("estimate_eur"),
-            comment=given.validated_data.get("comment", ""),
-        )
+        feedback = feedback_create(valuation=valuation, partner=partner_of(request), **given.validated_data)
         body = {
             "id": feedback.pk,
             "valuation": valuation.pk,
