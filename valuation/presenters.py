@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from features import registry
-from valuation.engine import feature_label
+from valuation.engine import feature_label, geometry_to_wgs84
 from valuation.models import Valuation
 
 TOP_DRIVERS = 8
@@ -298,7 +298,7 @@ def map_layers(valuation: Valuation) -> dict[str, Any]:
         )
     parcel = valuation.parcel
     if parcel is not None:
-        outline = parcel.geometry.transform(4326, clone=True)
+        outline = geometry_to_wgs84(parcel.geometry)
         features.append(
             {
                 "type": "Feature",
@@ -307,7 +307,7 @@ def map_layers(valuation: Valuation) -> dict[str, Any]:
             }
         )
         for building in parcel.buildings.all():
-            footprint = building.footprint.transform(4326, clone=True)
+            footprint = geometry_to_wgs84(building.footprint)
             features.append(
                 {
                     "type": "Feature",

@@ -26,7 +26,7 @@ from valuation.api.serializers import (
     ValuationSerializer,
 )
 from valuation.api.services import batch_create, sales_deliver
-from valuation.engine import feature_label
+from valuation.engine import feature_label, geometry_to_wgs84
 from valuation.models import ApiScope, BatchJob, Channel, Valuation
 from valuation.services import ValuationQuery, feedback_create, valuation_create
 from valuation.suggest import suggest
@@ -54,7 +54,7 @@ def valuation_payload(valuation: Valuation, language: str) -> dict[str, Any]:
         "low_eur": valuation.low_eur,
         "high_eur": valuation.high_eur,
         "coverage": valuation.coverage,
-        "location": valuation.point.transform(4326, clone=True),  # GeoJSON through rest_framework_gis
+        "location": geometry_to_wgs84(valuation.point),  # GeoJSON through rest_framework_gis
         "subject": subject,
         "facts": result.get("facts", {}),
         "base_eur": explanation.get("base_eur"),
