@@ -1,3 +1,5 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -29,7 +31,10 @@ urlpatterns = [
     ),
     path(
         "api/docs/",
-        SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        # ReDoc adds <style> elements at run time and parses the schema in a blob: worker.
+        csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})(
+            SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[])
+        ),
         name="api-docs",
     ),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -3,10 +3,11 @@ from typing import Any
 from django.contrib.gis import admin
 
 from opendata import models
+from opendata.admin_map import MapAdmin
 
 
 @admin.register(models.Municipality)
-class MunicipalityAdmin(admin.GISModelAdmin):
+class MunicipalityAdmin(MapAdmin):
     list_display = ["nis_code", "name_nl", "name_fr", "valid_from", "source"]
     search_fields = ["nis_code", "name_nl", "name_fr", "name_de"]
 
@@ -19,14 +20,14 @@ class MunicipalityCrosswalkAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.StatisticalSector)
-class StatisticalSectorAdmin(admin.GISModelAdmin):
+class StatisticalSectorAdmin(MapAdmin):
     list_display = ["code", "name_nl", "municipality", "vintage"]
     search_fields = ["code", "name_nl", "name_fr"]
     raw_id_fields = ["municipality"]
 
 
 @admin.register(models.Parcel)
-class ParcelAdmin(admin.GISModelAdmin):
+class ParcelAdmin(MapAdmin):
     list_display = ["capakey", "area_m2", "municipality", "source"]
     search_fields = ["capakey"]
     list_filter = ["source"]
@@ -34,28 +35,28 @@ class ParcelAdmin(admin.GISModelAdmin):
 
 
 @admin.register(models.Building)
-class BuildingAdmin(admin.GISModelAdmin):
+class BuildingAdmin(MapAdmin):
     list_display = ["source_id", "building_type", "height_m", "storeys", "parcel", "source"]
     list_filter = ["building_type", "source"]
     raw_id_fields = ["parcel"]
 
 
 @admin.register(models.Address)
-class AddressAdmin(admin.GISModelAdmin):
+class AddressAdmin(MapAdmin):
     list_display = ["__str__", "postcode", "parcel", "source"]
     search_fields = ["street_nl", "street_fr", "postcode", "house_number"]
     raw_id_fields = ["parcel", "municipality"]
 
 
 @admin.register(models.LocationPoint)
-class LocationPointAdmin(admin.GISModelAdmin):
+class LocationPointAdmin(MapAdmin):
     list_display = ["kind", "name", "source"]
     list_filter = ["kind", "source"]
     search_fields = ["name"]
 
 
 @admin.register(models.LocationLine)
-class LocationLineAdmin(admin.GISModelAdmin):
+class LocationLineAdmin(MapAdmin):
     list_display = ["kind", "name", "source"]
     list_filter = ["kind", "source"]
     search_fields = ["name"]

@@ -6,6 +6,7 @@ valuations; staff see everything in the admin. Every write goes through ``valuat
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -55,7 +56,8 @@ class LoginView(auth_views.LoginView):
     def _key(self) -> str:
         name = (self.request.POST.get("username") or "").strip().lower()[:150]
         address = self.request.META.get("REMOTE_ADDR", "")
-        return f"login-failures:{address}:{name}"
+        # Hashed: a user name may hold any character, and a cache key should not.
+        return f"login-failures:{address}:{hashlib.sha256(name.encode()).hexdigest()[:32]}"
 
     def _failures(self) -> int:
         try:

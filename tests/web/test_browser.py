@@ -137,6 +137,14 @@ def _log_in(page: Any, base: str, user: str) -> None:
     page.locator("form button[type=submit].primary").click()
 
 
+def _watch_csp(page: Any, violations: list[str]) -> None:
+    """Collects what the Content-Security-Policy blocked (Chromium logs each refusal on the console)."""
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+
+
 def test_a_notary_values_a_house_corrects_it_and_sends_feedback(
     app: str, accounts: dict[str, str], browser: Any, house: Any
 ) -> None:
@@ -144,6 +152,8 @@ def test_a_notary_values_a_house_corrects_it_and_sends_feedback(
     page = context.new_page()
     requests_elsewhere: list[str] = []
     page.on("request", lambda r: None if r.url.startswith(app) else requests_elsewhere.append(r.url))
+    violations: list[str] = []
+    _watch_csp(page, violations)
 
     _log_in(page, app, accounts["notary"])
     page.wait_for_url(re.compile(r"/search/$"))
@@ -207,4 +217,12 @@ def test_a_notary_values_a_house_corrects_it_and_sends_feedback(
     assert staff.locator("#result_list tbody tr").count() >= 1
     assert "350000" in staff.locator("#result_list").inner_text().replace(",", "").replace(".", "")
     _shot(staff, "08-admin-feedback")
+    _watch_csp(staff, violations)
+    staff.goto(app + f"/admin/opendata/parcel/{house.parcel_id}/change/")
+    assert staff.locator(".admin-map path.leaflet-interactive").count() == 1  # the parcel on our Leaflet
+    _shot(staff, "09-admin-parcel-map")
+    staff.goto(app + "/api/docs/")
+    staff.get_by_text("Notary valuation API").first.wait_for()
+    _shot(staff, "10-api-docs")
     staff.context.close()
+    assert violations == []  # the pages work under the policy: nothing inline was refused
