@@ -147,6 +147,12 @@ class ModelVersion(models.Model):
     gate = models.JSONField(
         default=dict, blank=True, help_text="What the promotion gate compared and decided."
     )
+    reference = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Distribution of each feature and of the predicted log price on the latest training "
+        "sales, which model monitoring compares recent valuations with (empty for older versions).",
+    )
     reason = models.TextField(blank=True, help_text="Why it was rejected or failed, for a person.")
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(null=True, blank=True)
@@ -162,6 +168,15 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} ({self.status})"
+
+
+class ModelMonitoring(ModelVersion):
+    """The admin's model monitoring page (drift, accuracy on new sales, feedback): no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "model monitoring"
+        verbose_name_plural = "model monitoring"
 
 
 class Office(models.Model):

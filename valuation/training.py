@@ -160,6 +160,7 @@ def model_train(
             coverage=coverage,
             holdout_months=6,
             keep_predictions=True,
+            reference=True,
         )
         bundle = Bundle.from_backtest(result, builder, "region")
         stage("saving the model", 3)
@@ -201,6 +202,7 @@ def model_train(
         version.code_version = snapshot_code = code_version()
         version.library_versions = library_versions()
         version.metrics = _metrics(result)
+        version.reference = result["reference"]  # what model monitoring compares valuations with
         version.status = ModelStatus.CANDIDATE
         version.save()
         logger.info("model %s trained at code %s", version.version, snapshot_code)

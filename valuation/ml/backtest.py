@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from valuation.ml.baseline import comparables_price_m2
+from valuation.ml.drift import reference_distribution, reference_rows
 from valuation.ml.features import OPTIONAL_NUMERIC, DefaultFeatures, categorical_columns
 from valuation.ml.intervals import ConformalInterval
 from valuation.ml.metrics import QUARTILE_LABELS, coverage_by_quartile, mdape, ratio_study
@@ -327,6 +328,7 @@ def run_backtest(
     seed: int = 42,
     num_threads: int = 2,
     keep_predictions: bool = True,
+    reference: bool = False,
 ) -> dict[str, Any]:
     """Train on the sales before ``split_date``, value those from it on, and ratio-study the result.
 
@@ -381,6 +383,10 @@ def run_backtest(
         Reproducibility and parallelism.
     keep_predictions : bool, default True
         Include the per-sale predictions of the test period.
+    reference : bool, default False
+        Include ``reference``: the distribution of every feature and of the predicted log price on
+        the latest training sales (:func:`valuation.ml.drift.reference_distribution`), which model
+        monitoring compares recent valuations with.
 
     Returns
     -------
@@ -392,7 +398,7 @@ def run_backtest(
         equity), ``validation`` (ratio studies of model and baseline on the validation half),
         ``index`` (the price index as a dict), ``counts``, ``timings`` (seconds), ``features``,
         ``artefacts`` (the fitted PriceModel, ConformalInterval and PriceIndex) and ``predictions``
-        (a DataFrame) when asked.
+        (a DataFrame) and ``reference`` when asked.
     """
     timings: dict[str, float] = {}
     started = clock = time.perf_counter()
@@ -554,6 +560,12 @@ def run_backtest(
         "features": {"names": list(features.columns), "categorical": categorical_columns(features)},
         "artefacts": {"model": model, "interval": interval, "index": index},
     }
+    if reference:
+        rows = reference_rows(train_rows, slices.valid.size + slices.cal.size, seed=seed)
+        X_reference = features.iloc[rows]
+        result["reference"] = reference_distribution(X_reference, model.predict(X_reference))
+        result["reference"]["from"] = str(frame["sale_date"].iloc[rows[0]].date())
+        result["reference"]["to"] = str(frame["sale_date"].iloc[rows[-1]].date())
     if keep_predictions:
         result["predictions"] = pd.DataFrame(
             {
