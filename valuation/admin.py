@@ -1,4 +1,5 @@
 import csv
+import time
 from typing import Any
 
 from django.contrib import messages
@@ -6,10 +7,12 @@ from django.contrib.admin import SimpleListFilter
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.contrib.gis import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from valuation.api.keys import api_key_issue, api_key_revoke
 from valuation.market import band_labels
@@ -19,6 +22,7 @@ from valuation.models import (
     Feedback,
     FeedbackStatus,
     Membership,
+    ModelMonitoring,
     ModelStatus,
     ModelVersion,
     Office,
@@ -27,6 +31,7 @@ from valuation.models import (
     Sale,
     Valuation,
 )
+from valuation.monitoring import Report, monitoring_report
 from valuation.training import TrainingError, model_activate
 
 
@@ -370,3 +375,112 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             api_key_revoke(key)
         self.message_user(request, f"{queryset.count()} key(s) revoked.", messages.SUCCESS)
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _accuracy_rows(rows: list[dict[str, Any]], limit: float | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": row["key"],
+            "count": row["count"],
+            "mdape": _pct(row["mdape"]),
+            "ppe10": _pct(row["ppe10"]),
+            "cod": _num(row["cod"], 1),
+            "prd": _num(row["prd"]),
+            "median_ratio": _num(row["median_ratio"]),
+            "worse": limit is not None and row["mdape"] > limit,
+        }
+        for row in rows
+    ]
+
+
+def monitoring_context(report: Report) -> dict[str, Any]:
+    """The report as the template shows it: numbers formatted, rows flagged."""
+    thresholds = report.thresholds
+    limit = thresholds.mdape_factor * report.test_mdape if report.test_mdape else None
+    accuracy = report.accuracy or {}
+    drift_rows = [
+        {
+            "name": d.name,
+            "label": d.label,
+            "psi": f"{d.psi:.3f}",
+            "meter": min(d.psi, 1.0),
+            "level": d.level,
+            "moved_bin": d.moved_bin,
+            "expected": _pct(d.expected_share),
+            "actual": _pct(d.actual_share),
+        }
+        for d in ([report.prediction] if report.prediction else []) + report.features
+    ]
+    return {
+        "report": report,
+        "thresholds": thresholds,
+        "prediction_row": drift_rows[0] if report.prediction else None,
+        "feature_rows": drift_rows[1:] if report.prediction else drift_rows,
+        "drifted": sum(d.level == "drift" for d in report.features),
+        "watched": sum(d.level == "watch" for d in report.features),
+        "test_mdape": _pct(report.test_mdape),
+        "mdape_limit": _pct(limit),
+        "overall": _accuracy_rows([accuracy["overall"]], limit)[0] if accuracy.get("overall") else None,
+        "months": _accuracy_rows(accuracy.get("months") or [], limit),
+        "regions": _accuracy_rows(accuracy.get("regions") or [], limit),
+        "cutoff": accuracy.get("cutoff"),
+        "feedback_rows": [
+            {
+                **row,
+                "rate": _pct(row["rate"]),
+                "right_share": _pct(row["right_share"], 0),
+                "too_high_share": _pct(row["too_high_share"], 0),
+                "too_low_share": _pct(row["too_low_share"], 0),
+            }
+            for row in report.feedback_months
+        ],
+        "reference": report.reference,
+    }
+
+
+@admin.register(ModelMonitoring)
+class ModelMonitoringAdmin(admin.ModelAdmin):
+    """Model monitoring (valuation/monitoring.py): drift of the recent valuations against the training
+    data, accuracy on sales after the training period, feedback, and warnings. A page, not a list:
+    every staff member may see it, nobody changes anything here."""
+
+    def _staff(self, request: Any) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_module_permission(self, request: Any) -> bool:
+        return self._staff(request)
+
+    def has_view_permission(self, request: Any, obj: Any = None) -> bool:
+        return self._staff(request)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: Any, extra_context: dict[str, Any] | None = None) -> Any:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        started = time.perf_counter()
+        report = monitoring_report()
+        context = {
+            **self.admin_site.each_context(request),
+            **monitoring_context(report),
+            "title": _("Model monitoring"),
+            "opts": self.model._meta,
+            "computed_in": f"{time.perf_counter() - started:.2f}",
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/valuation/monitoring.html", context)

@@ -66,7 +66,7 @@ def _numeric(values: Any) -> FloatArray:
     array = np.asarray(values)
     if array.dtype.kind not in "fiub":  # None, strings: what cannot be read as a number is missing
         array = pd.to_numeric(pd.Series(array, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-    out: FloatArray = np.round(array.astype(np.float64), DECIMALS)
+    out: FloatArray = np.asarray(np.round(array.astype(np.float64), DECIMALS), dtype=np.float64)
     out[~np.isfinite(out)] = np.nan
     return out
 
