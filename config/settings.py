@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.observability.RequestIdMiddleware",
+    "config.limits.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -137,6 +138,12 @@ DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var" / "data")))
 # A retrained model becomes active only when its MdAPE on the most recent sales is at most the active
 # model's times (1 + this tolerance); 0.0 means "not worse".
 MODEL_GATE_TOLERANCE = float(env_str("MODEL_GATE_TOLERANCE", "0.0"))
+# Size limits of what the refreshes read: a download (FETCH_MAX_BYTES) and what a zip would unpack to
+# (UNZIPPED_MAX_BYTES). Both sit above the largest real source (national OSM, a DSM tile set).
+FETCH_MAX_BYTES = env_int("FETCH_MAX_BYTES", 16 << 30)
+UNZIPPED_MAX_BYTES = env_int("UNZIPPED_MAX_BYTES", 64 << 30)
+# Largest request body the web app and the API accept (a 10,000-row API batch is about 3 MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 8 << 20)
 
 # Redis carries Celery's broker and results. Caching stays in process memory so that valuations keep
 # working while Redis is down.
@@ -191,7 +198,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["valuation.api.auth.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["valuation.api.auth.PerKeyThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["valuation.api.parsers.LimitedJSONParser"],
     "EXCEPTION_HANDLER": "valuation.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -43,3 +43,44 @@ def test_dockerfile_runs_as_non_root_from_the_lock_file() -> None:
     assert "collectstatic" in dockerfile
     assert re.search(r"^USER app$", dockerfile, re.M)
     assert "gunicorn" in dockerfile
+
+
+SECRET_PATTERNS = {
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "API key": re.compile(r"\bnv_[0-9a-f]{8}_[A-Za-z0-9_-]{30,}"),
+    "secret in code": re.compile(
+        r"(?i)\b(secret_key|api_key|password|passwd|token)\b['\"]?\s*[:=]\s*['\"][^'\"\s$]{8,}['\"]"
+    ),
+    "secret in env file": re.compile(r"(?m)^\s*#?\s*[A-Z_]*(SECRET|PASSWORD|TOKEN)[A-Z_]*=[^\s$]{8,}"),
+    "AWS key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+}
+# Published on purpose: the offline demo's login, and a build-time placeholder that signs nothing.
+ALLOWED = ("demo-notary-2026", "collectstatic-only-not-a-secret", "insecure-debug-only-key")
+
+
+def test_no_secret_in_the_repository_or_the_image() -> None:
+    """Tracked files outside tests/ hold no key or password; the image leaves .env and var/ out."""
+    import subprocess
+
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    found = []
+    for name in tracked:
+        path = ROOT / name
+        if not name or name.startswith("tests/") or not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        for kind, pattern in SECRET_PATTERNS.items():
+            for match in pattern.finditer(text):
+                line = text[text.rfind("\n", 0, match.start()) + 1 : text.find("\n", match.end())]
+                if not any(word in line for word in ALLOWED):
+                    found.append(f"{name}: {kind}: {line.strip()[:120]}")
+    assert found == []
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".env", "var", ".git"} <= ignored

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from django.conf import settings
 from django.db import connection
 
 from opendata.models import SourceRefreshRun
@@ -37,6 +39,10 @@ from opendata.progress import Progress
 log = logging.getLogger(__name__)
 
 MAX_STORED_REJECTIONS = 200
+# Zip members that unpack more than this many times their packed size (and are over 16 MB) are refused:
+# text and geometry pack 5-20 times; zip bombs pack thousands of times.
+ZIP_MAX_RATIO = 200
+ZIP_RATIO_MIN_BYTES = 16 << 20
 # A file in which more than this share of the rows is bad is refused as a whole: it is more likely the
 # wrong file (or the wrong CRS, or a renamed column) than a few bad rows.
 MAX_REJECTED_FRACTION = 0.05
@@ -235,3 +241,26 @@ def iter_chunks(rows: Iterable[Any], size: int) -> Iterable[list[Any]]:
 
 
 FollowUp = Callable[[SourceRefreshRun, LoadResult], None]
+
+
+def check_archive(archive: zipfile.ZipFile, name: str) -> None:
+    """Refuse a zip whose members would unpack beyond ``UNZIPPED_MAX_BYTES`` or that packs suspiciously well.
+
+    Connectors read members through GDAL's /vsizip/ or into memory and never extract to disk, but a
+    member read whole (a Statbel table) or a zip bomb must not exhaust memory or time.
+    """
+    limit = settings.UNZIPPED_MAX_BYTES
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        ratio = info.file_size // max(info.compress_size, 1)
+        if info.file_size > ZIP_RATIO_MIN_BYTES and ratio > ZIP_MAX_RATIO:
+            raise SourceError(
+                f"{name} was refused: {info.filename} would unpack {ratio:,} times larger than it is "
+                "packed, which no real source does. Nothing was changed."
+            )
+    if total > limit:
+        raise SourceError(
+            f"{name} was refused: it would unpack to {total:,} bytes, over the limit of {limit:,} "
+            "(UNZIPPED_MAX_BYTES). Nothing was changed."
+        )

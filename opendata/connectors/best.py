@@ -35,6 +35,7 @@ from opendata.connectors.base import (
     Rejection,
     RunContext,
     SourceError,
+    check_archive,
     check_rejections,
     iter_chunks,
     register,
@@ -86,6 +87,7 @@ def open_csv(path: Path) -> tuple[IO[str], str]:
     """The CSV text of ``path`` (plain, or the first .csv in a zip) and its name."""
     if zipfile.is_zipfile(path):
         archive = zipfile.ZipFile(path)
+        check_archive(archive, path.name)
         members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
         if not members:
             raise SourceError(f"{path.name} holds no .csv file (it has {', '.join(archive.namelist()[:5])}).")

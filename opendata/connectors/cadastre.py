@@ -42,7 +42,14 @@ from psycopg.types.string import BytesBinaryDumper
 from pyproj import CRS
 
 from opendata.capakey import CANONICAL, InvalidCapaKey, normalise_capakey
-from opendata.connectors.base import Rejection, SourceError, SwapCounts, stage_create, staged_swap
+from opendata.connectors.base import (
+    Rejection,
+    SourceError,
+    SwapCounts,
+    check_archive,
+    stage_create,
+    staged_swap,
+)
 from opendata.connectors.crs import BELGIUM_31370, transformer
 from opendata.demo.layout import TOUCH_M, WALL_TOLERANCE_M
 from opendata.models import STORAGE_SRID, Parcel
@@ -77,6 +84,7 @@ def find_layers(path: Path, patterns: Mapping[str, Sequence[str]]) -> dict[str, 
     elif zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
+                check_archive(archive, path.name)
                 members = sorted(archive.namelist())
                 broken = archive.testzip()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:

@@ -42,7 +42,15 @@ from django.db import connection, transaction
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from opendata.connectors.base import Connector, LoadResult, RunContext, SourceError, register, stage_create
+from opendata.connectors.base import (
+    Connector,
+    LoadResult,
+    RunContext,
+    SourceError,
+    check_archive,
+    register,
+    stage_create,
+)
 from opendata.connectors.cadastre import copy_binary
 from opendata.models import STORAGE_SRID
 
@@ -105,6 +113,7 @@ def find_rasters(path: Path, options: dict[str, Any]) -> tuple[str, str]:
         dtm = dtm or _pick(names, "dtm", str(path) + "/")
     elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
+            check_archive(archive, path.name)
             names = archive.namelist()
         dsm = dsm or _pick(names, "dsm", f"/vsizip/{path}/")
         dtm = dtm or _pick(names, "dtm", f"/vsizip/{path}/")

@@ -342,3 +342,33 @@ def test_admin_actions_need_the_change_permission(keys: dict[str, Any], house: A
     )
     assert ModelVersion.objects.get(pk=active.pk).status == "retired"  # refused
     ModelVersion.objects.filter(pk=active.pk).update(status="active")
+
+
+def test_a_body_over_the_size_limit_gets_413_in_the_error_shape(db: Any, settings: Any) -> None:
+    cache.clear()
+    _, key = api_key_issue(partner=Partner.objects.create(name="Big", slug="big"), scopes=["deliver_sales"])
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    big = {"sales": [{"price_eur": 250_000, "comment": "x" * 100}] * 200}
+    body = _error(_client(key).post("/api/v1/sales", big, format="json"), 413)
+    assert body["code"] == "too_large" and "10,000 bytes" in body["message"]
+    small = {"sales": [{"price_eur": 250_000}]}
+    assert _client(key).post("/api/v1/sales", small, format="json").status_code != 413
+
+
+def test_a_body_without_a_length_is_bounded_too(settings: Any) -> None:
+    import io
+    import types
+
+    from valuation.api.parsers import LimitedJSONParser, RequestTooLarge
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    chunked = types.SimpleNamespace(META={})  # no CONTENT_LENGTH, as with Transfer-Encoding: chunked
+    with pytest.raises(RequestTooLarge):
+        LimitedJSONParser().parse(io.BytesIO(b"[" + b"1," * 1000 + b"1]"), None, {"request": chunked})
+    assert LimitedJSONParser().parse(io.BytesIO(b"[1, 2]"), None, {"request": chunked}) == [1, 2]
+
+
+def test_a_page_refuses_a_body_over_the_limit_with_a_sentence(client: Any, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post("/login/", {"username": "x" * 2000, "password": "y"})
+    assert response.status_code == 413 and "1,000" in response.content.decode()  # a sentence with the limit

@@ -16,7 +16,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from opendata.connectors.base import SourceError
+from opendata.connectors.base import SourceError, check_archive
 from opendata.connectors.crs import BELGIUM_31370
 from opendata.models import STORAGE_SRID
 
@@ -31,6 +31,7 @@ def vector_source(path: Path) -> str:
         return str(path)
     try:
         with zipfile.ZipFile(path) as archive:
+            check_archive(archive, path.name)
             names = [n for n in archive.namelist() if not n.endswith("/")]
     except zipfile.BadZipFile as exc:
         raise SourceError(f"{path.name} is not a readable zip file ({exc}).") from exc

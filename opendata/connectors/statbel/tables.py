@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from opendata.connectors.base import SourceError
+from opendata.connectors.base import SourceError, check_archive
 
 TABLE_SUFFIXES = (".xlsx", ".txt", ".csv")
 SUPPRESSED = {"", "c", "*", "-", "x", "nan", "none"}
@@ -54,6 +54,7 @@ def read_table(path: Path) -> Table:
     """The first table in ``path``: an xlsx sheet or a delimited text file, plain or inside a zip."""
     if path.suffix.lower() != ".xlsx" and zipfile.is_zipfile(path):  # an xlsx is a zip too
         with zipfile.ZipFile(path) as archive:
+            check_archive(archive, path.name)
             members = [n for n in archive.namelist() if n.lower().endswith(TABLE_SUFFIXES)]
             if not members:
                 raise SourceError(f"{path.name} holds no .xlsx, .txt or .csv file.")
@@ -84,8 +85,13 @@ def _parse(name: str, data: bytes) -> Table:
 
 
 def _parse_xlsx(name: str, data: bytes) -> Table:
-    from openpyxl import load_workbook
+    from openpyxl import load_workbook  # parses through defusedxml (a dependency) when it is installed
 
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            check_archive(archive, name)
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{name} is not a readable xlsx workbook ({exc}).") from exc
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
