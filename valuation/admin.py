@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
+from opendata.admin_map import MapAdmin
 from valuation.api.keys import api_key_issue, api_key_revoke
 from valuation.market import band_labels
 from valuation.models import (
@@ -65,7 +66,7 @@ def _band_label(low: int | None, high: int | None) -> str:
 
 
 @admin.register(Sale)
-class SaleAdmin(admin.GISModelAdmin):
+class SaleAdmin(MapAdmin):
     list_display = ["external_id", "source", "sale_date", "price_eur", "property_type", "living_area_m2"]
     list_filter = ["source", "property_type"]
     search_fields = ["external_id", "address"]
@@ -128,7 +129,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Valuation)
-class ValuationAdmin(admin.GISModelAdmin):
+class ValuationAdmin(MapAdmin):
     list_display = [
         "pk",
         "created_at",
