@@ -7,12 +7,20 @@ and stores it with its provenance. The gate then compares its MdAPE on those rec
 active model's on the same sales: the candidate becomes active only when it is not worse (within
 ``MODEL_GATE_TOLERANCE``); otherwise it is kept, marked rejected, with the reason. The model that was
 measured is the model that runs.
+
+One training runs at a time (a lease, :mod:`config.leases`). A training whose process died is never
+usable: its files are written to a hidden folder and renamed into place only when complete, its
+version stays "training" until it is judged, and the next training (or the periodic check,
+:func:`versions_abandoned_mark`) marks it failed and removes its partial files. Activation checks
+the model file against the checksum recorded when it was saved. A request id (the Celery task id)
+makes a repeated delivery of the same request return its version instead of training again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +33,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.leases import lease, lease_held
 from valuation.models import ModelStatus, ModelVersion, PriceIndexVersion
 from valuation.sales_data import sales_frame, snapshot_checksum
 
@@ -35,6 +44,18 @@ RECENT_MONTHS = 3
 
 class TrainingError(RuntimeError):
     """Training could not produce a model; the message says why, for a person."""
+
+
+class TrainingBusy(TrainingError):
+    """Another training is running; this one did not start."""
+
+
+ABANDONED = (
+    "Abandoned: the process training this version stopped (killed, out of memory or restarted) before "
+    "it finished. Its files were removed; it was never usable."
+)
+# Versions that finished: a request that produced one of them is not trained again.
+FINISHED = (ModelStatus.ACTIVE, ModelStatus.CANDIDATE, ModelStatus.REJECTED, ModelStatus.RETIRED)
 
 
 def production_builder() -> Any:
@@ -126,15 +147,51 @@ def model_train(
     coverage: float = 0.80,
     tolerance: float | None = None,
     on_stage: Callable[[str], None] | None = None,
+    request_id: str = "",
 ) -> ModelVersion:
-    """Train a candidate on all but the most recent sales, judge it on those, promote it if not worse."""
+    """Train a candidate on all but the most recent sales, judge it on those, promote it if not worse.
+
+    ``request_id`` (a Celery task id): when a version of that request finished already, it is returned
+    and nothing is trained again. Raises :class:`TrainingBusy` while another training runs."""
+    with lease("training", 0) as mine:
+        if not mine:
+            raise TrainingBusy("Another training is running; this one did not start.")
+        # Holding the training lease, any version still "training" was abandoned by its process.
+        versions_abandoned_mark(leased=True)
+        if request_id:
+            done = ModelVersion.objects.filter(params__request=request_id, status__in=FINISHED).first()
+            if done is not None:
+                logger.info("training request %s ran already: %s", request_id, done.version)
+                return done
+        return _model_train(
+            source=source,
+            recent_months=recent_months,
+            coverage=coverage,
+            tolerance=tolerance,
+            on_stage=on_stage,
+            request_id=request_id,
+        )
+
+
+def _model_train(
+    *,
+    source: str | None,
+    recent_months: int,
+    coverage: float,
+    tolerance: float | None,
+    on_stage: Callable[[str], None] | None,
+    request_id: str,
+) -> ModelVersion:
     from valuation.ml.backtest import run_backtest
     from valuation.ml.bundle import Bundle
     from valuation.ml.model import library_versions
 
     tolerance = settings.MODEL_GATE_TOLERANCE if tolerance is None else tolerance
     version = ModelVersion.objects.create(
-        version=_next_version(), status=ModelStatus.TRAINING, interval_coverage=coverage
+        version=_next_version(),
+        status=ModelStatus.TRAINING,
+        interval_coverage=coverage,
+        params={"request": request_id} if request_id else {},
     )
 
     def stage(name: str, done: int) -> None:
@@ -174,7 +231,14 @@ def model_train(
             "checksum": checksum,
             "source": source or "all",
         }
-        bundle.save(folder, training_snapshot=snapshot, metrics=_metrics(result), code_version=code_version())
+        # Written aside, then renamed into place: a folder named after a version is always complete.
+        partial = _partial_folder(version)
+        shutil.rmtree(partial, ignore_errors=True)
+        bundle.save(
+            partial, training_snapshot=snapshot, metrics=_metrics(result), code_version=code_version()
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
         index = bundle.index
         price_index = PriceIndexVersion.objects.create(
             method="monthly hedonic time effects of log price per m² (random-walk smoothed), "
@@ -189,6 +253,7 @@ def model_train(
         version.artifact_sha256 = hashlib.sha256((folder / "model.txt").read_bytes()).hexdigest()
         version.features = bundle.feature_names
         version.params = {
+            **version.params,
             "chosen": result["chosen"],
             "interval": {"method": result["interval"]["method"], "n_bins": result["interval"]["n_bins"]},
         }
@@ -285,11 +350,52 @@ def recent_estimates(version: ModelVersion, sales: pd.DataFrame, split: pd.Times
     return np.asarray(valued.price, dtype=np.float64)
 
 
+def _partial_folder(version: ModelVersion) -> Path:
+    return Path(settings.MODEL_DIR) / f".{version.version}.partial"
+
+
+def versions_abandoned_mark(*, leased: bool = False) -> int:
+    """Mark failed the versions left "training" by a process that died, remove their partial files;
+    return how many. ``leased``: the caller holds the training lease, so every such version was
+    abandoned; otherwise only when nobody holds it (versions read before the check)."""
+    pks = list(ModelVersion.objects.filter(status=ModelStatus.TRAINING).values_list("pk", flat=True))
+    if not pks or (not leased and lease_held("training", 0)):
+        return 0
+    marked = 0
+    for version in ModelVersion.objects.filter(pk__in=pks, status=ModelStatus.TRAINING):
+        for folder in {_partial_folder(version), Path(settings.MODEL_DIR) / version.version}:
+            shutil.rmtree(folder, ignore_errors=True)
+        if version.artifact_path:
+            shutil.rmtree(version.artifact_path, ignore_errors=True)
+        marked += ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.TRAINING).update(
+            status=ModelStatus.FAILED, reason=ABANDONED, artifact_path=""
+        )
+        logger.warning("training of %s was abandoned by its process; marked failed", version.version)
+    return marked
+
+
+def artifact_intact(version: ModelVersion) -> bool:
+    """The version's files are complete and its model file is the one that was measured."""
+    folder = Path(version.artifact_path) if version.artifact_path else None
+    if folder is None or not (folder / "manifest.json").exists() or not (folder / "model.txt").exists():
+        return False
+    if not version.artifact_sha256:
+        return True
+    return hashlib.sha256((folder / "model.txt").read_bytes()).hexdigest() == version.artifact_sha256
+
+
 @transaction.atomic
 def model_activate(*, version: ModelVersion) -> ModelVersion:
     """Make ``version`` the active model (promotion or rollback); the active one is retired."""
     if not version.artifact_path or not Path(version.artifact_path, "manifest.json").exists():
         raise TrainingError(f"model {version.version} has no artifact on disk; it cannot be activated")
+    if not artifact_intact(version):
+        raise TrainingError(
+            f"model {version.version}: its model file does not match the checksum recorded when it was "
+            "saved (changed or truncated); it cannot be activated"
+        )
+    if version.status in (ModelStatus.TRAINING, ModelStatus.FAILED):
+        raise TrainingError(f"model {version.version} is {version.status}; it cannot be activated")
     ModelVersion.objects.select_for_update().filter(status=ModelStatus.ACTIVE).exclude(pk=version.pk).update(
         status=ModelStatus.RETIRED
     )
