@@ -34,4 +34,4 @@ class LeafletGeometryWidget(BaseGeometryWidget):
 class MapAdmin(admin.GISModelAdmin):
     """GISModelAdmin with the Leaflet widget; every admin with geometries derives from it."""
 
-    gis_widget = LeafletGeometryWidget
+    gis_widget = LeafletGeometryWidget  # type: ignore[assignment]  # django-stubs types it as an instance

@@ -42,7 +42,7 @@ class _Unannounced(_Big):
 
 
 @pytest.fixture
-def served() -> Iterator[str]:
+def served() -> Iterator[tuple[str, ...]]:
     servers = []
     for handler in (_Big, _Unannounced):
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

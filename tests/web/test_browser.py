@@ -225,4 +225,6 @@ def test_a_notary_values_a_house_corrects_it_and_sends_feedback(
     staff.get_by_text("Notary valuation API").first.wait_for()
     _shot(staff, "10-api-docs")
     staff.context.close()
-    assert violations == []  # the pages work under the policy: nothing inline was refused
+    # The pages work under the policy: nothing inline was refused. ReDoc's footer logo comes from its
+    # CDN, which the policy blocks on purpose (no request leaves for another host).
+    assert [v for v in violations if "cdn.redoc.ly" not in v] == []
