@@ -7,10 +7,14 @@ medians over repeated runs where a run is short; quote medians, these machines a
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+#: Rounds of the long benchmarks (training, sales import, feature build); their figures are medians.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 @dataclass
@@ -42,3 +46,10 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def runs(values: list[float], fmt: str = "{:.1f}") -> str:
+    """``"median of 3 (runs 1.0-1.4)"``: how a median figure was made, for its note."""
+    if len(values) == 1:
+        return "one run"
+    return f"median of {len(values)} (runs {fmt.format(min(values))}-{fmt.format(max(values))})"
