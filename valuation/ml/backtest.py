@@ -562,6 +562,8 @@ def run_backtest(
     }
     if reference:
         rows = reference_rows(train_rows, slices.valid.size + slices.cal.size, seed=seed)
+        # The model predicts only where its offset (e.g. the comparables estimate) is present, as in the fit.
+        rows = rows[_positive(features, model.offset_feature, rows)]
         X_reference = features.iloc[rows]
         result["reference"] = reference_distribution(X_reference, model.predict(X_reference))
         result["reference"]["from"] = str(frame["sale_date"].iloc[rows[0]].date())

@@ -69,3 +69,23 @@ def test_monthly_index_refresh_follows_the_market() -> None:
 def test_backtest_refuses_an_empty_test_period() -> None:
     with pytest.raises(ValueError, match="slices"):
         run_backtest(synthetic_sales(n=500), "2030-01-01", num_threads=1)
+
+
+def test_the_reference_skips_sales_the_model_cannot_value_as_the_fit_does() -> None:
+    """Found by the fault tests: with fewer than 2,000 training sales the reference takes them all,
+    the very first of which have no earlier comparables; that made the whole training fail, though the
+    fit itself leaves such sales out."""
+    result = run_backtest(
+        synthetic_sales(n=1500, seed=8, years=4.0, annual_growth=0.06),
+        "2018-07-01",
+        DefaultFeatures(categorical=("property_type", "district"), workers=1),
+        offset_options=("comparables_eur",),
+        param_grid=({"num_leaves": 15, "learning_rate": 0.1},),
+        interval_bins=(1,),
+        num_threads=1,
+        reference=True,
+        keep_predictions=False,
+    )
+    assert result["chosen"]["offset_feature"] == "comparables_eur"
+    train = result["counts"]["fit"] + result["counts"]["valid"] + result["counts"]["calibration"]
+    assert 0.9 * train < result["reference"]["rows"] < train  # all but the first, unvaluable sales
