@@ -28,10 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 PASSWORD = "Storing-2026-veilig"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "faults: kills or stops real servers and processes (tests/faults)")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
