@@ -63,6 +63,37 @@ class QueueLengths:
 REGISTRY.register(QueueLengths())
 
 
+class ModelMonitoring:
+    """The last model monitoring report (valuation/monitoring.py, hourly task or the admin page),
+    read from the shared cache at each scrape; absent before the first report."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from valuation.monitoring import summary_cached
+
+        summary = summary_cached()
+        if not summary:
+            return
+        labels = ["version"]
+        figures = {
+            "notary_model_feature_psi_max": ("Largest feature PSI of recent valuations.", summary["max_psi"]),
+            "notary_model_prediction_psi": ("PSI of the predicted prices.", summary["prediction_psi"]),
+            "notary_model_monitoring_warnings": ("Warnings of the last report.", summary["warnings"]),
+            "notary_model_monitoring_timestamp_seconds": (
+                "When the last report was made.",
+                summary["generated_at"],
+            ),
+        }
+        for name, (text, value) in figures.items():
+            if value is None:
+                continue
+            family = GaugeMetricFamily(name, text, labels=labels)
+            family.add_metric([summary["version"]], float(value))
+            yield family
+
+
+REGISTRY.register(ModelMonitoring())
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     if request.META.get("REMOTE_ADDR", "") not in settings.METRICS_ALLOWED_IPS:
         return HttpResponseForbidden("Metrics are served to the monitoring host only.")

@@ -41,6 +41,13 @@ SCHEDULES: list[Schedule] = [
         crontab=("30", "2", "0", "*", "*"),  # Sundays 02:30, Brussels time
         queue="training",
     ),
+    Schedule(
+        name="Model monitoring report",
+        task="valuation.monitoring_report",
+        description="Drift of recent valuations, accuracy on new sales and feedback of the active model; "
+        "its figures and warnings go to the metrics (notary_model_*), the page is in the admin.",
+        crontab=("15", "*", "*", "*", "*"),  # every hour at :15
+    ),
 ]
 
 

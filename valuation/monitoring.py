@@ -57,7 +57,6 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncMonth
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from prometheus_client import Gauge
 
 from valuation.ml import drift
 from valuation.ml.metrics import ratio_study
@@ -90,16 +89,9 @@ FEEDBACK_MONTHS = 12
 ACCURACY_CACHE_SECONDS = 6 * 3600
 TIME_TERM = "market_change"
 
-MAX_PSI = Gauge(
-    "notary_model_feature_psi_max",
-    "Largest feature PSI of the active model's recent valuations, at the last monitoring report.",
-    multiprocess_mode="mostrecent",
-)
-WARNINGS = Gauge(
-    "notary_model_monitoring_warnings",
-    "Warnings of the last model monitoring report.",
-    multiprocess_mode="mostrecent",
-)
+#: Where the last report's summary is kept for the metrics of every web process (config/metrics.py).
+SUMMARY_CACHE_KEY = "monitoring:summary"
+SUMMARY_CACHE_SECONDS = 3 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -572,6 +564,34 @@ def monitoring_report(*, now: datetime | None = None, thresholds: Thresholds = T
     )
     lap("warnings")
     report.timings["total"] = round(sum(report.timings.values()), 3)
-    MAX_PSI.set(report.max_psi if report.max_psi is not None and math.isfinite(report.max_psi) else 0.0)
-    WARNINGS.set(len(report.warnings))
+    summary_store(report)
     return report
+
+
+def summary_store(report: Report) -> dict[str, Any]:
+    """The figures Prometheus scrapes (largest feature PSI, prediction PSI, warnings), kept in the
+    shared cache so that every web process reports the last report, whichever process made it (the
+    hourly task or a staff member opening the page). Redis being down only loses the gauges."""
+    summary = {
+        "version": report.version.version if report.version else "",
+        "max_psi": _finite(report.max_psi),
+        "prediction_psi": _finite(report.prediction.psi if report.prediction else None),
+        "warnings": len(report.warnings),
+        "generated_at": report.generated_at.timestamp(),
+    }
+    try:
+        cache.set(SUMMARY_CACHE_KEY, summary, SUMMARY_CACHE_SECONDS)
+    except Exception:
+        logger.warning("model monitoring: the summary was not cached (is Redis down?)", exc_info=True)
+    return summary
+
+
+def summary_cached() -> dict[str, Any] | None:
+    try:
+        return cache.get(SUMMARY_CACHE_KEY)
+    except Exception:
+        return None
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -50,3 +50,13 @@ def value_batch(job_id: int) -> dict[str, Any]:
 
     job = batch_run(job_id)
     return {"batch": job.pk, "status": job.status, "done": job.done}
+
+
+@shared_task(name="valuation.monitoring_report", ignore_result=True)
+def monitoring_report() -> dict[str, Any]:
+    """The hourly model monitoring report: its summary goes to the metrics of every web process, and the
+    accuracy on new sales it computes is cached for the admin page. Read-only: safe to run twice."""
+    from valuation.monitoring import monitoring_report as report_make
+    from valuation.monitoring import summary_store
+
+    return summary_store(report_make())

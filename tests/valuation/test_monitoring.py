@@ -259,7 +259,7 @@ def test_injected_drift_shows_a_warning_on_the_page(demo_model: ModelVersion, cl
     assert report.valuations >= 200
     area = next(d for d in report.features if d.name == "living_area_m2")
     assert area.level != "drift" and area.psi < 0.15
-    assert REGISTRY.get_sample_value("notary_model_feature_psi_max") == pytest.approx(report.max_psi)
+    assert _scraped("notary_model_feature_psi_max", demo_model) == pytest.approx(report.max_psi)
     page = client.get(URL, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert f"{label} (" not in page  # the living area is not among the drifted features
 
@@ -272,7 +272,7 @@ def test_injected_drift_shows_a_warning_on_the_page(demo_model: ModelVersion, cl
     area = next(d for d in report.features if d.name == "living_area_m2")
     assert area.level == "drift" and area.psi >= 0.25 and area.moved_bin.startswith("> ")
     assert any(f"{label} (" in w for w in report.warnings)
-    assert REGISTRY.get_sample_value("notary_model_monitoring_warnings") == len(report.warnings)
+    assert _scraped("notary_model_monitoring_warnings", demo_model) == len(report.warnings)
     page = client.get(URL, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Feature drift" in page and f"{label} (" in page
 
@@ -290,3 +290,27 @@ def test_a_model_without_a_reference_says_so(demo_model: ModelVersion) -> None:
 def test_mdape_of_the_metrics_module_is_what_the_groups_report() -> None:
     est, price = [105.0, 80.0, 120.0], [100.0, 100.0, 100.0]
     assert accuracy_groups(["x"] * 3, est, price)[0]["mdape"] == mdape(est, price)
+
+
+def _scraped(name: str, version: ModelVersion) -> float | None:
+    """A gauge as Prometheus reads it: from the cached summary of the last report, at scrape time."""
+    return REGISTRY.get_sample_value(name, {"version": version.version})
+
+
+@pytest.mark.django_db
+def test_the_hourly_task_publishes_the_report_to_the_metrics(demo_model: ModelVersion, client: Any) -> None:
+    from django.core.cache import cache
+
+    from valuation.tasks import monitoring_report
+
+    _valuations(120, demo_model)
+    cache.delete(monitoring.SUMMARY_CACHE_KEY)
+    assert "notary_model_monitoring_warnings" not in client.get("/metrics").content.decode()
+    summary = monitoring_report.apply().get()  # as the worker runs it, without a broker
+    assert summary["version"] == demo_model.version and summary["max_psi"] > 0
+    scraped = client.get("/metrics").content.decode()
+    assert (
+        f'notary_model_monitoring_warnings{{version="{demo_model.version}"}} {float(summary["warnings"])}'
+        in scraped
+    )
+    assert f'notary_model_feature_psi_max{{version="{demo_model.version}"}}' in scraped
