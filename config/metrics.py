@@ -1,15 +1,17 @@
 """Prometheus metrics of the service (request latency and errors come from django-prometheus).
 
-Served at /metrics to the addresses in METRICS_ALLOWED_IPS only (default: loopback). With several
-gunicorn workers set PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode) so that a
-scrape sums them.
+Served at /metrics to the addresses in METRICS_ALLOWED_IPS only (default: loopback). gunicorn runs
+several worker processes and Celery runs the refreshes in its own: with PROMETHEUS_MULTIPROC_DIR set
+(prometheus_client's multiprocess mode; `make demo` and compose set it, and empty it before the
+processes start) every process writes its figures there and a scrape reads them all, whichever
+worker answers it. config/gunicorn.py removes a dead worker's live gauges.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
@@ -20,7 +22,10 @@ log = logging.getLogger(__name__)
 
 VALUATIONS = Counter("notary_valuations_total", "Valuations made, by channel.", ["channel"])
 MODEL_VERSION = Gauge(
-    "notary_model_version_info", "The model version this process uses (value 1).", ["version"]
+    "notary_model_version_info",
+    "The model version a process uses (value 1; one series per live process in multiprocess mode).",
+    ["version"],
+    multiprocess_mode="liveall",
 )
 REFRESH_RUNS = Counter(
     "notary_refresh_runs_total", "Open-data refresh runs by source and outcome.", ["source", "status"]
@@ -34,8 +39,15 @@ REFRESH_SECONDS = Histogram(
 QUEUES = ("default", "ingest", "training")
 
 
+_in_use: list[str] = []
+
+
 def model_in_use(version: str) -> None:
-    MODEL_VERSION.clear()
+    # The previous version goes to 0 rather than away: in multiprocess mode a cleared series would
+    # stay in this process's file with its last value.
+    for previous in _in_use:
+        MODEL_VERSION.labels(previous).set(0)
+    _in_use[:] = [version]
     MODEL_VERSION.labels(version).set(1)
 
 
@@ -58,9 +70,6 @@ class QueueLengths:
         except Exception:
             log.warning("queue lengths unavailable: Redis did not answer", exc_info=True)
         yield family
-
-
-REGISTRY.register(QueueLengths())
 
 
 class ModelMonitoring:
@@ -91,13 +100,25 @@ class ModelMonitoring:
             yield family
 
 
-REGISTRY.register(ModelMonitoring())
+COLLECTORS = (QueueLengths(), ModelMonitoring())
+for _collector in COLLECTORS:
+    REGISTRY.register(_collector)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
     if request.META.get("REMOTE_ADDR", "") not in settings.METRICS_ALLOWED_IPS:
         return HttpResponseForbidden("Metrics are served to the monitoring host only.")
-    from django_prometheus.exports import ExportToDjangoView
+    import prometheus_client
 
-    response: Any = ExportToDjangoView(request)
-    return response
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        for collector in COLLECTORS:  # read at scrape time from Redis, the same in every process
+            registry.register(collector)
+    else:
+        registry = REGISTRY
+    return HttpResponse(
+        prometheus_client.generate_latest(registry), content_type=prometheus_client.CONTENT_TYPE_LATEST
+    )

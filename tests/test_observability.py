@@ -50,3 +50,60 @@ def test_json_log_lines_carry_the_request_id() -> None:
         request_id.reset(token)
     line = json.loads(JsonFormatter().format(record))
     assert line["request_id"] == "abc123" and line["message"] == "price 337000" and line["level"] == "WARNING"
+
+
+HEALTHZ_REQUESTS = (
+    r"^django_http_requests_total_by_view_transport_method_total"
+    r'\{[^}]*view="healthz"[^}]*\} (\S+)'
+)
+
+
+def test_a_scrape_counts_every_gunicorn_worker(tmp_path: Any) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (as make demo and compose run it), whichever of the two workers
+    answers /metrics reports the requests of both; without it each would report only its own."""
+    import os
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from django.conf import settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "DEBUG": "1"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [str(gunicorn), "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        for _ in range(40):
+            urllib.request.urlopen(base + "/healthz", timeout=5).close()
+        pids = set()
+        totals = []
+        for _ in range(12):
+            text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+            totals.append(sum(float(v) for v in re.findall(HEALTHZ_REQUESTS, text, re.M)))
+            pids.update(p.name for p in metrics_dir.glob("counter_*.db"))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert min(totals) >= 41  # every scrape sees all the requests, whichever worker answered
+    assert len(pids) >= 2  # both workers wrote their figures
