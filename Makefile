@@ -1,6 +1,6 @@
 # Every target does its own set-up (scripts/dev.sh): on a fresh Debian/Ubuntu machine `make demo` and
 # `make test` install what is missing and start private PostgreSQL/Redis servers when none answer.
-.PHONY: demo test down lint format bench setup env
+.PHONY: demo test down lint format bench setup env loadtest
 
 demo:
 	@scripts/dev.sh demo
@@ -28,3 +28,6 @@ format: setup
 
 bench:
 	@scripts/dev.sh bench $(BENCH)
+
+loadtest:
+	@scripts/dev.sh loadtest

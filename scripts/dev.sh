@@ -4,6 +4,7 @@
 #   scripts/dev.sh setup   install what is missing, create .venv, make PostgreSQL/PostGIS and Redis answer
 #   scripts/dev.sh demo    setup, migrate, load the demo region, start worker, beat and web, print URL + login
 #   scripts/dev.sh test    setup, then the whole test suite (extra arguments go to pytest)
+#   scripts/dev.sh loadtest  Locust (50 users) against the demo, starting it if it does not answer
 #   scripts/dev.sh down    stop what `demo` started and any private servers, by PID
 #   scripts/dev.sh env     print the environment the other commands use (source it in a shell)
 #
@@ -299,6 +300,36 @@ demo() {
   echo "Stop it with: make down"
 }
 
+loadtest() {  # `make loadtest`: Locust against the running demo (started when it does not answer)
+  setup
+  export DEBUG="${DEBUG:-1}"
+  local port="${PORT:-8000}" out="$VAR/loadtest" rc=0
+  local users="${LOADTEST_USERS:-50}" rate="${LOADTEST_SPAWN_RATE:-10}" window="${LOADTEST_SECONDS:-60}"
+  if ! "$PY" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+      "http://127.0.0.1:$port/healthz" 2>/dev/null; then
+    say "No demo answers on port $port: starting it"
+    demo
+  fi
+  # shellcheck disable=SC1091
+  . "$VAR/services.env"
+  mkdir -p "$out"
+  rm -f "$out"/loadtest_*.csv "$out/summary.txt"
+  say "Preparing $users notaries (one login each), a partner API key and demo addresses"
+  "$PY" -m benchmarks.loadtest_prepare "$out/fixture.json" --users "$users"
+  say "Locust: $users users (spawn $rate/s), then ${window} s measured, against http://127.0.0.1:$port"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" | tee "$out/load.txt"
+  # -t only bounds the run: the measured window opens when every user is logged in (benchmarks/locustfile.py).
+  "$VENV/bin/locust" -f benchmarks/locustfile.py --headless --only-summary \
+    -u "$users" -r "$rate" -t "$((window + 120))s" --host "http://127.0.0.1:$port" \
+    --fixture "$out/fixture.json" --window "$window" --p99-ms "${LOADTEST_P99_MS:-300}" \
+    --csv "$out/loadtest" --exit-code-on-error 1 >"$out/locust.log" 2>&1 || rc=$?
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt"
+  "$PY" -m benchmarks.loadtest_prepare --retire  # the accounts' passwords and the key stop working
+  if [ -f "$out/summary.txt" ]; then cat "$out/summary.txt"; else tail -n 30 "$out/locust.log" >&2; fi
+  echo "Locust's own tables and log: var/loadtest/locust.log, CSV: var/loadtest/loadtest_*.csv"
+  return "$rc"
+}
+
 run_tests() {
   setup
   # The browser tests drive Debian's Chromium (Playwright, executable /usr/bin/chromium).
@@ -331,5 +362,6 @@ case "$cmd" in
   env) setup >/dev/null 2>&1; cat "$VAR/services.env" ;;
   manage) setup; DEBUG="${DEBUG:-1}" manage "$@" ;;
   bench) bench "$@" ;;
-  *) echo "usage: $0 {setup|demo|test|down|env|bench [NAME...]|manage ARGS}" >&2; exit 2 ;;
+  loadtest) loadtest ;;
+  *) echo "usage: $0 {setup|demo|test|down|env|bench [NAME...]|loadtest|manage ARGS}" >&2; exit 2 ;;
 esac
