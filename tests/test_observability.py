@@ -10,6 +10,7 @@ import pytest
 from django.test import Client, override_settings
 
 from config.observability import JsonFormatter, RequestIdFilter, request_id
+from tests.servers import free_port, wait_answers
 
 
 @pytest.mark.django_db
@@ -63,18 +64,14 @@ def test_a_scrape_counts_every_gunicorn_worker(tmp_path: Any) -> None:
     answers /metrics reports the requests of both; without it each would report only its own."""
     import os
     import re
-    import socket
     import subprocess
     import sys
-    import time
     import urllib.request
     from pathlib import Path
 
     from django.conf import settings
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "DEBUG": "1"}
@@ -84,19 +81,14 @@ def test_a_scrape_counts_every_gunicorn_worker(tmp_path: Any) -> None:
         cwd=settings.BASE_DIR,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_answers(base + "/healthz", server)
         for _ in range(40):
             urllib.request.urlopen(base + "/healthz", timeout=5).close()
-        pids = set()
+        pids: set[str] = set()
         totals = []
         for _ in range(12):
             text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()

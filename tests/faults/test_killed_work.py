@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from django.db import connection
 from django.test import override_settings
 
 from tests.faults.conftest import Account, FaultDirs, app_env, database_url, spawn, wait_until
+from tests.servers import http_serve
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -299,15 +299,10 @@ def stops_source(committed: None) -> Iterator[str]:
     from opendata.models import LocationPoint, SourceRefreshRun
     from tests.opendata.test_refresh import StopsConnector
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stops)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    connector = type(
-        "ServedStops", (StopsConnector,), {"url": f"http://127.0.0.1:{server.server_port}/stops.csv"}
-    )
-    register(connector)
-    yield StopsConnector.name
-    CONNECTORS.pop(StopsConnector.name, None)
-    server.shutdown()
+    with http_serve(_Stops) as base:
+        register(type("ServedStops", (StopsConnector,), {"url": f"{base}/stops.csv"}))
+        yield StopsConnector.name
+        CONNECTORS.pop(StopsConnector.name, None)
     LocationPoint.objects.filter(source=StopsConnector.name).delete()
     SourceRefreshRun.objects.filter(source=StopsConnector.name).delete()
 

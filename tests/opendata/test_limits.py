@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import io
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from opendata.connectors.base import SourceError
 from opendata.connectors.fetch import fetch
 from opendata.connectors.statbel.tables import read_table
+from tests.servers import http_serve
 
 
 class _Big(http.server.BaseHTTPRequestHandler):
@@ -43,14 +43,8 @@ class _Unannounced(_Big):
 
 @pytest.fixture
 def served() -> Iterator[tuple[str, ...]]:
-    servers = []
-    for handler in (_Big, _Unannounced):
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        servers.append(httpd)
-    yield tuple(f"http://127.0.0.1:{s.server_address[1]}/file.zip" for s in servers)
-    for s in servers:
-        s.shutdown()
+    with http_serve(_Big) as announced, http_serve(_Unannounced) as unannounced:
+        yield f"{announced}/file.zip", f"{unannounced}/file.zip"
 
 
 def test_a_download_over_the_limit_is_refused_and_leaves_nothing(served, tmp_path: Path) -> None:

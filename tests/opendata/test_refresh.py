@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from opendata.connectors.fetch import fetch
 from opendata.copy import copy_rows
 from opendata.models import LocationPoint, RunStatus, SourceRefreshRun
 from opendata.refresh import refresh
+from tests.servers import http_serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,11 +153,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/stops.csv"
-    httpd.shutdown()
+    with http_serve(_Handler) as base:
+        yield f"{base}/stops.csv"
 
 
 def test_live_fetch_sends_conditional_request_and_skips_304(

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from tests.servers import free_port, wait_answers
 
 # Marked as a database test so that pytest-django runs it with the other non-transactional tests,
 # before the transactional ones whose flushes would remove the session's demo region and model.
@@ -40,18 +39,12 @@ ARTIFACTS = Path(settings.BASE_DIR) / "var" / "test-artifacts" / "browser"
 PASSWORD = "Notaris-2026-veilig"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def app(django_db_setup: Any, django_db_blocker: Any, demo_model: Any, model_dir: Path) -> Iterator[str]:
     """The app served by its own process on the test database; its URL."""
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "MODEL_DIR": str(model_dir), "DEBUG": "1"}
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
@@ -62,15 +55,7 @@ def app(django_db_setup: Any, django_db_blocker: Any, demo_model: Any, model_dir
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None:
-                    errors = server.stderr.read() if server.stderr else b""
-                    raise RuntimeError(errors.decode()[-2000:]) from None
-                time.sleep(0.2)
+        wait_answers(base + "/healthz", server)
         yield base
     finally:
         server.terminate()
