@@ -96,6 +96,13 @@ def _arrived(environment: Environment) -> None:
     gevent.spawn_later(_opts(environment).window, close)
 
 
+def _start_thinking() -> None:
+    """Wait for the window, then a think time: 50 users released at one instant would all ask for
+    the same page in the same millisecond, which no office does."""
+    Run.ready.wait()
+    gevent.sleep(rng.uniform(0, 3))
+
+
 def _address_words(address: dict[str, Any], language: str) -> tuple[str, str]:
     street = address["street_fr"] if language == "fr" and address["street_fr"] else address["street_nl"]
     number = address["house_number"] + (f" bus {address['box']}" if address["box"] else "")
@@ -121,7 +128,7 @@ class Notary(FastHttpUser):
             self._login(account["username"], Run.fixture["password"])
         finally:
             _arrived(self.environment)
-        Run.ready.wait()
+        _start_thinking()
 
     def _login(self, username: str, password: str) -> None:
         with self.client.get("/login/", name=f"{LOGIN}: form", catch_response=True) as r:
@@ -279,7 +286,7 @@ class Partner(FastHttpUser):
         self.ids: list[int] = []
         self.api = {"Authorization": f"Api-Key {Run.fixture['api_key']}", "Accept": "application/json"}
         _arrived(self.environment)
-        Run.ready.wait()
+        _start_thinking()
 
     @task(3)
     def value(self) -> None:
