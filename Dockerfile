@@ -35,7 +35,7 @@ COPY --from=build --chown=app:app /src/locale /app/locale
 # collectstatic needs settings but no database or real secret.
 RUN DEBUG=0 SECRET_KEY=collectstatic-only-not-a-secret STATIC_ROOT=/app/staticfiles \
         python manage.py collectstatic --no-input -v 0 \
-    && mkdir -p /data/models /data/sources \
+    && mkdir -p /data/models /data/sources /data/metrics \
     && chown -R app:app /data /app/staticfiles
 ENV STATIC_ROOT=/app/staticfiles \
     MODEL_DIR=/data/models \
@@ -44,4 +44,5 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+# config/gunicorn.py: the app, and the hook that retires a dead worker's metrics.
+CMD ["gunicorn", "-c", "config/gunicorn.py", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]

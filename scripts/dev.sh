@@ -278,6 +278,9 @@ demo() {
   manage sync_schedules -v 0
   manage demo_user >"$VAR/demo-login.txt"
   stop_app
+  # Every web and worker process writes its Prometheus figures here; /metrics reads them all.
+  export PROMETHEUS_MULTIPROC_DIR="$VAR/run/prometheus"
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
   say "Starting Celery worker and beat"
   "$VENV/bin/celery" -A config worker -Q default,ingest,training -c 2 -n "notary-demo@%h" --detach \
     --pidfile "$VAR/run/worker.pid" --logfile "$VAR/log/worker.log" -l INFO
@@ -286,7 +289,7 @@ demo() {
     die "port $port is taken by another program; run PORT=8001 make demo"
   fi
   say "Starting the web server"
-  "$VENV/bin/gunicorn" config.wsgi --bind "127.0.0.1:$port" --workers 2 --daemon \
+  "$VENV/bin/gunicorn" -c config/gunicorn.py --bind "127.0.0.1:$port" --workers 2 --daemon \
     --pid "$VAR/run/web.pid" --access-logfile "$VAR/log/web-access.log" --error-logfile "$VAR/log/web.log"
   for _ in $(seq 100); do
     "$PY" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \

@@ -84,3 +84,21 @@ def test_no_secret_in_the_repository_or_the_image() -> None:
     assert found == []
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", "var", ".git"} <= ignored
+
+
+def test_web_and_worker_share_their_metrics_in_demo_and_compose() -> None:
+    """Both start gunicorn with config/gunicorn.py and give every process one PROMETHEUS_MULTIPROC_DIR,
+    emptied before they start, so that /metrics reports the worker's refreshes and all web workers."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    app_env = compose["x-app"]["environment"]
+    assert app_env["PROMETHEUS_MULTIPROC_DIR"] == "/data/metrics"
+    assert "rm -f /data/metrics/*.db" in compose["services"]["migrate"]["command"]
+    assert "-c config/gunicorn.py" in _cmd((ROOT / "Dockerfile").read_text())
+    dev = (ROOT / "scripts" / "dev.sh").read_text()
+    assert 'PROMETHEUS_MULTIPROC_DIR="$VAR/run/prometheus"' in dev
+    assert 'gunicorn" -c config/gunicorn.py' in dev
+
+
+def _cmd(dockerfile: str) -> str:
+    line = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    return " ".join(re.findall(r'"([^"]+)"', line))
