@@ -69,3 +69,25 @@ def house(demo_model: Any) -> Any:
     )
     assert address is not None
     return address
+
+
+def _transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", [])
+    flagged = marker is not None and bool(
+        marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences")
+    )
+    return flagged or "transactional_db" in fixtures or "live_server" in fixtures
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault tests (tests/faults) commit their rows and start processes that read them, so they are
+    not database tests to pytest-django, which would run them last: after the transactional tests,
+    whose flushes remove the session's demo region and model. They run just before those instead.
+    (pytest-django's own reordering runs first.)"""
+    faults = [item for item in items if item.get_closest_marker("faults")]
+    if not faults:
+        return
+    rest = [item for item in items if not item.get_closest_marker("faults")]
+    at = next((i for i, item in enumerate(rest) if _transactional(item)), len(rest))
+    items[:] = rest[:at] + faults + rest[at:]
