@@ -18,6 +18,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class Quiet(http.server.BaseHTTPRequestHandler):
+    """A handler that keeps the test output clean; subclasses answer GET."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class FixedBody(Quiet):
+    """Answers every GET with ``body`` (200, with its length)."""
+
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
 @contextmanager
 def http_serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve ``handler`` on a free loopback port in a thread; yields ``http://127.0.0.1:PORT``."""

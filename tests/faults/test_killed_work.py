@@ -8,7 +8,6 @@ database shows them at work); the reruns and the double deliveries run here.
 from __future__ import annotations
 
 import csv
-import http.server
 import io
 import os
 import shutil
@@ -25,7 +24,7 @@ from django.db import connection
 from django.test import override_settings
 
 from tests.faults.conftest import Account, FaultDirs, app_env, database_url, spawn, wait_until
-from tests.servers import http_serve
+from tests.servers import FixedBody, http_serve
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -279,17 +278,8 @@ def test_a_batch_delivered_twice_is_valued_once(account: Account, house: Any) ->
     assert BatchJob.objects.get(pk=job.pk).status == BatchStatus.DONE
 
 
-class _Stops(http.server.BaseHTTPRequestHandler):
+class _Stops(FixedBody):
     body = b"id,name,x,y\n1,Markt,150000,170000\n2,Kerk,150100,170000\n"
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import zipfile
 from collections.abc import Iterator
@@ -13,10 +12,10 @@ import pytest
 from opendata.connectors.base import SourceError
 from opendata.connectors.fetch import fetch
 from opendata.connectors.statbel.tables import read_table
-from tests.servers import http_serve
+from tests.servers import Quiet, http_serve
 
 
-class _Big(http.server.BaseHTTPRequestHandler):
+class _Big(Quiet):
     size = 3 << 20
     announce = True
 
@@ -31,9 +30,6 @@ class _Big(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client stopped reading, as it should
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 class _Unannounced(_Big):

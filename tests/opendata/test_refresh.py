@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import http.server
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from opendata.connectors.fetch import fetch
 from opendata.copy import copy_rows
 from opendata.models import LocationPoint, RunStatus, SourceRefreshRun
 from opendata.refresh import refresh
-from tests.servers import http_serve
+from tests.servers import Quiet, http_serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,7 +129,7 @@ def test_a_bad_file_fails_the_run_and_keeps_the_data(stops_connector, tmp_path) 
     assert all(run.error and run.finished_at for run in failed)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(Quiet):
     body = b"id,name,x,y\n1,Markt,150000,170000\n"
     etag = '"v1"'
     hits: list[str] = []
@@ -146,9 +145,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
         self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
