@@ -329,9 +329,12 @@ def django_db_setup(
     the fault tests are not marked (their writes must be committed, outside a test transaction, and a
     transactional test would flush the session's demo region at its end). Run alone, they set it up."""
     from django.db import connection
+    from django.db.backends.base.creation import TEST_DATABASE_PREFIX
     from django.test.utils import setup_databases, teardown_databases
 
-    if connection.settings_dict["NAME"] == connection.creation._get_test_db_name():  # type: ignore[attr-defined]
+    # Already the test database (pytest-django made it for the session): _get_test_db_name() would
+    # prefix it again and a second, empty database would replace the one holding the demo region.
+    if str(connection.settings_dict["NAME"]).startswith(TEST_DATABASE_PREFIX):
         yield
         return
     with django_db_blocker.unblock():
