@@ -192,7 +192,8 @@ def test_redis_down_the_app_answers_and_queued_work_runs_once_it_is_back(
         # The same batch delivered twice more (as after a redelivery): valued once all the same.
         from celery import Celery
 
-        other = Celery(broker=private_redis.url)
+        # Not the current app: shared tasks sent by later tests must keep using the project's broker.
+        other = Celery(broker=private_redis.url, set_as_current=False)
         ids = [f"faults-again-{n}-{job.pk}" for n in range(2)]
         for task_id in ids:
             other.send_task(
@@ -203,6 +204,7 @@ def test_redis_down_the_app_answers_and_queued_work_runs_once_it_is_back(
             timeout=60,
             what="both extra deliveries handled by the worker",
         )
+        other.close()
         assert batch_valuations.count() == 3
         assert BatchJob.objects.get(pk=job.pk).results == done.results
     finally:
