@@ -28,11 +28,10 @@ class RequestSizeLimitMiddleware:
 
 def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
     if request.path.startswith("/api/"):
-        message = (
-            f"The request body is over {limit:,} bytes. Send fewer rows per request (at most 10,000), "
-            "or split the batch."
-        )
-        return JsonResponse({"error": {"code": "too_large", "message": message, "fields": {}}}, status=413)
+        from valuation.api.parsers import too_large_message
+
+        body = {"code": "too_large", "message": too_large_message(limit), "fields": {}}
+        return JsonResponse({"error": body}, status=413)
     return HttpResponse(
         _("What you sent is too large (over %(limit)s bytes).") % {"limit": f"{limit:,}"},
         status=413,

@@ -33,8 +33,13 @@ class LimitedJSONParser(JSONParser):
         return super().parse(io.BytesIO(data), media_type, parser_context)
 
 
-def _too_large(limit: int) -> RequestTooLarge:
-    return RequestTooLarge(
+def too_large_message(limit: int) -> str:
+    """What a partner reads when a body is over the limit (here and in config/limits.py)."""
+    return (
         f"The request body is over {limit:,} bytes. Send fewer rows per request (at most 10,000), "
         "or split the batch."
     )
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(too_large_message(limit))
