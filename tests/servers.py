@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -63,3 +65,30 @@ def wait_answers(url: str, process: subprocess.Popen[bytes] | None = None, *, ti
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not answer within {timeout:.0f} s") from None
             time.sleep(0.2)
+
+
+@contextmanager
+def app_serve(command: list[str], port: int, env: dict[str, str]) -> Iterator[str]:
+    """Run the app in its own process (``command``, from the project folder, listening on ``port``,
+    with ``env`` added to ours); yields its URL once /healthz answers, and stops it afterwards."""
+    from django.conf import settings
+
+    server = subprocess.Popen(
+        command,
+        cwd=settings.BASE_DIR,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_answers(base + "/healthz", server)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def python_command(*args: str) -> list[str]:
+    """``args`` run by this interpreter: a module (``-m gunicorn``) or ``manage.py``."""
+    return [sys.executable, *args]

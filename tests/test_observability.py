@@ -10,7 +10,7 @@ import pytest
 from django.test import Client, override_settings
 
 from config.observability import JsonFormatter, RequestIdFilter, request_id
-from tests.servers import free_port, wait_answers
+from tests.servers import app_serve, free_port, python_command
 
 
 @pytest.mark.django_db
@@ -62,30 +62,16 @@ HEALTHZ_REQUESTS = (
 def test_a_scrape_counts_every_gunicorn_worker(tmp_path: Any) -> None:
     """With PROMETHEUS_MULTIPROC_DIR (as make demo and compose run it), whichever of the two workers
     answers /metrics reports the requests of both; without it each would report only its own."""
-    import os
     import re
-    import subprocess
-    import sys
     import urllib.request
-    from pathlib import Path
-
-    from django.conf import settings
 
     port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "DEBUG": "1"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    server = subprocess.Popen(
-        [str(gunicorn), "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    command = python_command(
+        "-m", "gunicorn", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "--workers", "2"
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_answers(base + "/healthz", server)
+    with app_serve(command, port, {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "DEBUG": "1"}) as base:
         for _ in range(40):
             urllib.request.urlopen(base + "/healthz", timeout=5).close()
         pids: set[str] = set()
@@ -94,8 +80,5 @@ def test_a_scrape_counts_every_gunicorn_worker(tmp_path: Any) -> None:
             text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
             totals.append(sum(float(v) for v in re.findall(HEALTHZ_REQUESTS, text, re.M)))
             pids.update(p.name for p in metrics_dir.glob("counter_*.db"))
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     assert min(totals) >= 41  # every scrape sees all the requests, whichever worker answered
     assert len(pids) >= 2  # both workers wrote their figures

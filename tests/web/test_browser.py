@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.servers import free_port, wait_answers
+from tests.servers import app_serve, free_port, python_command
 
 # Marked as a database test so that pytest-django runs it with the other non-transactional tests,
 # before the transactional ones whose flushes would remove the session's demo region and model.
@@ -45,21 +43,13 @@ def app(django_db_setup: Any, django_db_blocker: Any, demo_model: Any, model_dir
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "MODEL_DIR": str(model_dir), "DEBUG": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+    command = python_command("manage.py", "runserver", "--noreload", f"127.0.0.1:{port}")
     try:
-        wait_answers(base + "/healthz", server)
-        yield base
+        with app_serve(
+            command, port, {"DATABASE_URL": url, "MODEL_DIR": str(model_dir), "DEBUG": "1"}
+        ) as base:
+            yield base
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             # The server's session may outlive its process for a moment; the test database is
             # dropped at the end of the run, which no open session may block.
